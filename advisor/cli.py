@@ -15,15 +15,16 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from advisor import plan as plan_module
-from advisor.catalog import lookup
+from advisor.decide.gpu_picker import GPUOption, pick_gpus
 from advisor.errors import AdvisorInputError
-from advisor.estimate import Estimate, EstimateRequest, estimate
-from advisor.gpu_picker import GPUOption, pick_gpus
-from advisor.knowledge import KnowledgeError, load_knowledge
-from advisor.memory import GB, GIB
-from advisor.plan import MAX_PLAN_BYTES
-from advisor.request import FAILURE_MODES, PRIORITIES, Request
+from advisor.intake.catalog import lookup
+from advisor.intake.request import FAILURE_MODES, PRIORITIES, Request
+from advisor.knowledge import load_knowledge
+from advisor.knowledge.schema import KnowledgeError
+from advisor.physics.estimate import Estimate, EstimateRequest, estimate
+from advisor.physics.memory import GB, GIB
+from advisor.plan import document as plan_module
+from advisor.plan.document import MAX_PLAN_BYTES
 
 LISTS = {
     "models": "models",

@@ -4,7 +4,7 @@ that favour each. Reads the same wizard state (URL or session) as the Plan page.
 import pandas as pd
 import streamlit as st
 
-from advisor.plan import memory_per_gpu
+from advisor.plan.document import memory_per_gpu
 from ui import charts
 from ui.frame import current_state, or_stop, page_frame, recommend_result, request_for, show_url_notes
 

@@ -1,14 +1,14 @@
 """Memory estimate: a model, a weight scheme, a KV format and GPUs -> what fits.
 
-Thin page: read widgets, call advisor.estimate, render. The full wizard comes with the wizard issue.
+Thin page: read widgets, call advisor.physics.estimate, render. The full wizard comes with the wizard issue.
 """
 
 import pandas as pd
 import streamlit as st
 
 from advisor.errors import AdvisorInputError
-from advisor.estimate import EstimateRequest, estimate
-from advisor.memory import GB, GIB
+from advisor.physics.estimate import EstimateRequest, estimate
+from advisor.physics.memory import GB, GIB
 from ui.frame import page_frame
 
 knowledge = page_frame("Memory calculator")

@@ -4,9 +4,9 @@ targets, cheapest per million output tokens first, each with its recommended pre
 import pandas as pd
 import streamlit as st
 
+from advisor.decide.gpu_picker import pick_gpus
 from advisor.errors import AdvisorInputError
-from advisor.gpu_picker import pick_gpus
-from advisor.request import Request
+from advisor.intake.request import Request
 from ui import charts
 from ui.frame import current_state, page_frame, request_for, show_url_notes
 

@@ -6,7 +6,7 @@ Thin page: pick a table, filter its rows, show them. The flattening lives in adv
 import pandas as pd
 import streamlit as st
 
-from advisor.knowledge_tables import COLUMN_FORMATS, TABLES, filter_rows, table_rows
+from advisor.knowledge.tables import COLUMN_FORMATS, TABLES, filter_rows, table_rows
 from ui.frame import page_frame
 
 knowledge = page_frame("Knowledge base")

@@ -7,12 +7,12 @@ import re
 
 import streamlit as st
 
-from advisor import plan as plan_module
-from advisor.architecture import architecture_from_config, parse_config_text
 from advisor.errors import AdvisorInputError
-from advisor.estimate import gpu_price
-from advisor.permalink import MAX_ENDPOINTS, from_request
-from advisor.request import FAILURE_MODES, PRIORITIES
+from advisor.intake.request import FAILURE_MODES, PRIORITIES
+from advisor.physics.architecture import architecture_from_config, parse_config_text
+from advisor.physics.estimate import gpu_price
+from advisor.plan import document as plan_module
+from advisor.plan.permalink import MAX_ENDPOINTS, from_request
 from ui import state as ui_state
 from ui.frame import (
     build_plan,

@@ -19,10 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from advisor.decide.recommend import recommend  # noqa: E402
 from advisor.errors import AdvisorInputError  # noqa: E402
+from advisor.intake.request import Endpoint, Request  # noqa: E402
 from advisor.knowledge import load_knowledge  # noqa: E402
-from advisor.recommend import recommend  # noqa: E402
-from advisor.request import Endpoint, Request  # noqa: E402
 
 
 def main() -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from advisor.accuracy import predict  # noqa: E402
 from advisor.knowledge import load_knowledge  # noqa: E402
+from advisor.physics.accuracy import predict  # noqa: E402
 
 k = load_knowledge()
 COMPUTE = [0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]

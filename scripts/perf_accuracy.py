@@ -8,8 +8,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from advisor.accuracy import TARGETS, check_all  # noqa: E402
 from advisor.knowledge import load_knowledge  # noqa: E402
+from advisor.physics.accuracy import TARGETS, check_all  # noqa: E402
 
 k = load_knowledge()
 checks = check_all(k)

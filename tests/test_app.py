@@ -8,8 +8,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from advisor import plan
+from advisor.intake.request import Endpoint, Request
 from advisor.knowledge import load_knowledge
-from advisor.request import Endpoint, Request
 
 ROOT = Path(__file__).resolve().parent.parent
 K = load_knowledge()

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from advisor.architecture import architecture_from_config, parse_config_text, read_config_file, tensor_inventory
-from advisor.catalog import resolve_model
 from advisor.errors import AdvisorInputError
+from advisor.intake.catalog import resolve_model
 from advisor.knowledge import load_knowledge
+from advisor.physics.architecture import architecture_from_config, parse_config_text, read_config_file, tensor_inventory
 
 K = load_knowledge()
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from advisor.architecture import architecture_from_config
-from advisor.knowledge import KNOWLEDGE_DIR, MODULE_GROUPS, TABLES, KnowledgeError, load_knowledge, load_knowledge_from
+from advisor.knowledge import KNOWLEDGE_DIR, load_knowledge, load_knowledge_from
+from advisor.knowledge.schema import MODULE_GROUPS, TABLES, KnowledgeError
+from advisor.physics.architecture import architecture_from_config
 
 K = load_knowledge()
 

@@ -4,12 +4,12 @@ import math
 
 import pytest
 
-from advisor import memory
-from advisor.catalog import resolve_model
 from advisor.errors import AdvisorInputError
-from advisor.estimate import EstimateRequest, estimate
+from advisor.intake.catalog import resolve_model
 from advisor.knowledge import load_knowledge
-from advisor.memory import GB, GIB
+from advisor.physics import memory
+from advisor.physics.estimate import EstimateRequest, estimate
+from advisor.physics.memory import GB, GIB
 
 K = load_knowledge()
 

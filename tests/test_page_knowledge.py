@@ -7,7 +7,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from advisor.knowledge import KNOWLEDGE_DIR, load_knowledge
-from advisor.knowledge_tables import TABLES, condition_text, effect_text, filter_rows, table_rows
+from advisor.knowledge.tables import TABLES, condition_text, effect_text, filter_rows, table_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "knowledge.py")

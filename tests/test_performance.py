@@ -5,11 +5,11 @@ import json
 import pytest
 
 from advisor.cli import main
-from advisor.estimate import EstimateRequest, estimate
-from advisor.gpu_picker import pick_gpus
+from advisor.decide.gpu_picker import pick_gpus
+from advisor.decide.recommend import recommend
+from advisor.intake.request import Endpoint, Request
 from advisor.knowledge import load_knowledge
-from advisor.recommend import recommend
-from advisor.request import Endpoint, Request
+from advisor.physics.estimate import EstimateRequest, estimate
 
 K = load_knowledge()
 
@@ -121,7 +121,7 @@ def test_every_runtime_has_speed_constants(runtime):
 
 
 # ---------------------------------------------------------------- against published measurements
-from advisor.accuracy import TARGETS, check_all  # noqa: E402
+from advisor.physics.accuracy import TARGETS, check_all  # noqa: E402
 
 CHECKS = {c.row: c for c in check_all(K)}
 
@@ -147,7 +147,7 @@ def test_most_throughput_rows_within_target():
 
 
 def test_speed_curves_follow_the_pick_and_stop_fitting_past_its_room():
-    from advisor.recommend import speed_curves
+    from advisor.decide.recommend import speed_curves
 
     request = Request(model="meta-llama/Llama-3.1-70B-Instruct", gpu="h100-sxm", gpus=2,
                       endpoints=[Endpoint(workload="interactive-chat", concurrency=16)])  # fmt: skip

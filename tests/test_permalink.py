@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from advisor import plan
+from advisor.intake.request import FAILURE_MODES, PRIORITIES
 from advisor.knowledge import load_knowledge
-from advisor.permalink import (
+from advisor.plan.permalink import (
     MAX_ENDPOINTS,
     EndpointState,
     WizardState,
@@ -19,7 +20,6 @@ from advisor.permalink import (
     to_query,
     to_request,
 )
-from advisor.request import FAILURE_MODES, PRIORITIES
 
 K = load_knowledge()
 

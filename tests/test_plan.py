@@ -7,8 +7,8 @@ import yaml
 
 from advisor import plan
 from advisor.errors import AdvisorInputError
+from advisor.intake.request import Endpoint, Request
 from advisor.knowledge import load_knowledge
-from advisor.request import Endpoint, Request
 
 K = load_knowledge()
 PLAN_FORMATS = {"fp32", "bf16", "fp16", "fp8", "int8", "int4", "int3", "int2", "fp6", "fp4"}

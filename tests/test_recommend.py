@@ -9,9 +9,9 @@ import functools
 import pytest
 
 from advisor import plan
+from advisor.decide.recommend import recommend
+from advisor.intake.request import Endpoint, Request
 from advisor.knowledge import load_knowledge
-from advisor.recommend import recommend
-from advisor.request import Endpoint, Request
 
 K = load_knowledge()
 
@@ -91,8 +91,8 @@ def test_llama_cpp_has_no_fp8_kv_and_needs_flash_attention_for_quantized_v():
 
 
 def test_llama_cpp_rejects_fp8_kv_with_the_rule():
-    from advisor.recommend import _Context, _evaluate  # the gate on one combination
-    from advisor.request import resolve_shape
+    from advisor.decide.recommend import _Context, _evaluate  # the gate on one combination
+    from advisor.intake.request import resolve_shape
 
     req = Request(model="meta-llama/Llama-3.1-8B-Instruct", gpu="rtx-4090", runtime="llama.cpp")
     result = recommend(req, K)

@@ -2,8 +2,8 @@
 
 import pytest
 
+from advisor.decide.rules import FACTS, ConditionError, evaluate, facts_named
 from advisor.knowledge import load_knowledge
-from advisor.rules import FACTS, ConditionError, evaluate, facts_named
 
 K = load_knowledge()
 RULES = list(K.rules.values())
@@ -62,9 +62,9 @@ def test_adding_a_rule_is_a_yaml_edit(tmp_path):
 
     import yaml
 
+    from advisor.decide.recommend import recommend
+    from advisor.intake.request import Request
     from advisor.knowledge import KNOWLEDGE_DIR, load_knowledge_from
-    from advisor.recommend import recommend
-    from advisor.request import Request
 
     target = tmp_path / "knowledge"
     shutil.copytree(KNOWLEDGE_DIR, target)
@@ -97,7 +97,7 @@ def test_adding_a_rule_is_a_yaml_edit(tmp_path):
 
 @pytest.mark.parametrize("rule", RULES, ids=[r.id for r in RULES])
 def test_compiled_conditions_agree_with_the_reference_evaluator(rule):
-    from advisor.rules import compile_condition
+    from advisor.decide.rules import compile_condition
 
     check = compile_condition(rule.when)
     for facts in (rule.examples.fires, rule.examples.quiet, {}):
@@ -106,7 +106,7 @@ def test_compiled_conditions_agree_with_the_reference_evaluator(rule):
 
 @pytest.mark.parametrize("rule", RULES, ids=[r.id for r in RULES])
 def test_specialised_conditions_agree_with_the_reference_evaluator(rule):
-    from advisor.rules import compile_condition, specialize
+    from advisor.decide.rules import compile_condition, specialize
 
     for facts in (rule.examples.fires, rule.examples.quiet):
         for fixed in (set(), {k for k in facts if k.split(".")[0] in ("gpu", "request", "endpoint", "model")}, set(facts)):

@@ -414,7 +414,7 @@ def latency_figure(rows: list[dict]) -> go.Figure:
 
 
 def cost_figure(rows: list[dict]) -> go.Figure:
-    """Modelled $ per million output tokens, one bar per GPU choice (rows from ``advisor.gpu_picker``),
+    """Modelled $ per million output tokens, one bar per GPU choice (rows from ``advisor.decide.gpu_picker``),
     cheapest first and highlighted."""
     fig = go.Figure(
         go.Bar(

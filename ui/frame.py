@@ -6,12 +6,13 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from advisor import plan as plan_module
+from advisor.decide.recommend import RecommendResult, recommend
 from advisor.errors import AdvisorInputError
-from advisor.knowledge import Knowledge, load_knowledge
-from advisor.permalink import WizardState, to_request
-from advisor.recommend import RecommendResult, recommend
-from advisor.request import Request
+from advisor.intake.request import Request
+from advisor.knowledge import load_knowledge
+from advisor.knowledge.schema import Knowledge
+from advisor.plan import document as plan_module
+from advisor.plan.permalink import WizardState, to_request
 from ui import state as ui_state
 
 APP_TITLE = "Precision Advisor"
@@ -89,7 +90,7 @@ def _recommend_cached(request_json: str) -> tuple[RecommendResult | None, str | 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _speed_cached(request_json: str, endpoint: int) -> list[dict]:
-    from advisor.recommend import speed_curves
+    from advisor.decide.recommend import speed_curves
 
     result = recommend(Request.model_validate_json(request_json))
     return speed_curves(result, endpoint)

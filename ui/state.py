@@ -11,8 +11,8 @@ from typing import Any
 import streamlit as st
 from pydantic import ValidationError
 
-from advisor.knowledge import Knowledge
-from advisor.permalink import (
+from advisor.knowledge.schema import Knowledge
+from advisor.plan.permalink import (
     MAX_ENDPOINTS,
     EndpointState,
     WizardState,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from advisor.knowledge import Knowledge
+from advisor.knowledge.schema import Knowledge
 from ui import charts
 
 MAX_CHART_ROWS = 8

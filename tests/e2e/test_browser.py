@@ -8,7 +8,7 @@ import yaml
 from playwright.sync_api import Page, expect
 
 from advisor import plan
-from advisor.permalink import from_query
+from advisor.plan.permalink import from_query
 from tests.e2e.conftest import wait_for_idle
 
 LINK = "v=1&m=meta-llama/Llama-3.1-70B-Instruct&g=a100-80gb&n=1&e=chat:interactive-chat:16:1024:256:0:auto"

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from advisor import memory
-from advisor.architecture import Architecture
-from advisor.catalog import ResolvedModel, lookup, resolve_model
 from advisor.errors import AdvisorInputError
-from advisor.knowledge import GPU, Knowledge, KVFormat, Runtime, WeightScheme, load_knowledge
-from advisor.memory import GIB
-from advisor.performance import Performance, estimate_speed
+from advisor.intake.catalog import ResolvedModel, lookup, resolve_model
+from advisor.knowledge import load_knowledge
+from advisor.knowledge.schema import GPU, Knowledge, KVFormat, Runtime, WeightScheme
+from advisor.physics import memory
+from advisor.physics.architecture import Architecture
+from advisor.physics.memory import GIB
+from advisor.physics.performance import Performance, estimate_speed
 
 DEFAULT_CONTEXT = 4096
 DEFAULT_RUNTIME = "vllm"

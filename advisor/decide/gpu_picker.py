@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from advisor.decide.recommend import recommend
 from advisor.errors import AdvisorInputError
-from advisor.knowledge import Knowledge, load_knowledge
-from advisor.recommend import recommend
-from advisor.request import Request
+from advisor.intake.request import Request
+from advisor.knowledge import load_knowledge
+from advisor.knowledge.schema import Knowledge
 
 GPU_COUNTS = (1, 2, 4, 8)
 

@@ -13,16 +13,9 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict
 
-from advisor.architecture import Architecture, Tensor, tensor_inventory
 from advisor.errors import AdvisorInputError
-from advisor.knowledge import (
-    MODULE_GROUPS,
-    KVFormat,
-    NumericFormat,
-    RuntimeMemory,
-    Scaling,
-    WeightScheme,
-)
+from advisor.knowledge.schema import MODULE_GROUPS, KVFormat, NumericFormat, RuntimeMemory, Scaling, WeightScheme
+from advisor.physics.architecture import Architecture, Tensor, tensor_inventory
 
 GIB = 2**30
 GB = 10**9

@@ -15,13 +15,14 @@ from collections.abc import Callable, Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from advisor import memory
-from advisor.catalog import ResolvedModel, lookup, model_from_config, resolve_model
+from advisor.decide.rules import compile_condition, facts_named, specialize
 from advisor.errors import AdvisorInputError
-from advisor.knowledge import GPU, Candidate, Knowledge, KVFormat, Rule, Runtime, load_knowledge
-from advisor.performance import Performance, estimate_speed
-from advisor.request import Request, Shape, check_ids, resolve_shape
-from advisor.rules import compile_condition, facts_named, specialize
+from advisor.intake.catalog import ResolvedModel, lookup, model_from_config, resolve_model
+from advisor.intake.request import Request, Shape, check_ids, resolve_shape
+from advisor.knowledge import load_knowledge
+from advisor.knowledge.schema import GPU, Candidate, Knowledge, KVFormat, Rule, Runtime
+from advisor.physics import memory
+from advisor.physics.performance import Performance, estimate_speed
 
 DIMENSIONS = ("quality", "latency", "throughput", "memory")
 KV_RISK_WEIGHT = 0.5  # a KV format's risk counts half a weight format's (it touches attention only)
@@ -191,7 +192,7 @@ class _Context:
         """(bytes per GPU, checkpoint bytes, layout) for a candidate's weights, cached per scheme."""
         key = (cand.weights, cand.group_size)
         if key not in self._weights:
-            from advisor.estimate import resolve_layout
+            from advisor.physics.estimate import resolve_layout
 
             _, layout = resolve_layout(self.k, self.model, cand.weights, cand.group_size)
             total = sum(m.bytes for m in memory.weight_breakdown(self.arch, layout))
@@ -239,7 +240,7 @@ class _Context:
 
     def performance_at(self, cand: Candidate, kv: KVFormat, runtime: Runtime, concurrency: int) -> Performance:
         """The speed model for one combination at this endpoint's prompt and output, any concurrency."""
-        from advisor.estimate import gpu_price
+        from advisor.physics.estimate import gpu_price
 
         layout = self.weights(cand)[2]
         activations = cand.activations if self.gpu.supports_bf16 or cand.activations != "bf16" else "fp16"

@@ -24,8 +24,8 @@ from urllib.parse import urlencode
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from advisor.errors import closest
-from advisor.knowledge import Knowledge
-from advisor.request import FAILURE_MODES, PRIORITIES, Endpoint, Request
+from advisor.intake.request import FAILURE_MODES, PRIORITIES, Endpoint, Request
+from advisor.knowledge.schema import Knowledge
 
 VERSION = "1"
 SUPPORTED_VERSIONS = ("1",)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from advisor.errors import AdvisorInputError
-from advisor.estimate import EstimateRequest, estimate
-from advisor.knowledge import Knowledge, PerfMeasurement, load_knowledge
+from advisor.knowledge import load_knowledge
+from advisor.knowledge.schema import Knowledge, PerfMeasurement
+from advisor.physics.estimate import EstimateRequest, estimate
 
 TARGETS = {  # issue 5: TTFT and batch-1 decode within 25%, aggregate throughput at high concurrency within 35%
     "ttft_ms": 25.0,

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from advisor.architecture import Architecture, tensor_inventory
-from advisor.knowledge import GPU, KVFormat, RuntimeSpeed
-from advisor.memory import Layout, weight_breakdown
+from advisor.knowledge.schema import GPU, KVFormat, RuntimeSpeed
+from advisor.physics.architecture import Architecture, tensor_inventory
+from advisor.physics.memory import Layout, weight_breakdown
 
 SIXTEEN_BIT = ("bf16", "fp16")
 

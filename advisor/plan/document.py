@@ -11,13 +11,15 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from advisor import __version__, memory
-from advisor.commands import CALIBRATION_SAMPLES, CALIBRATION_SEQ_LEN, runtime_commands
+from advisor import __version__
+from advisor.decide.recommend import Combo, EndpointResult, RecommendResult, recommend
+from advisor.decide.rules import evaluate
 from advisor.errors import AdvisorInputError
-from advisor.knowledge import Knowledge, load_knowledge
-from advisor.recommend import Combo, EndpointResult, RecommendResult, recommend
-from advisor.request import Request, check_ids
-from advisor.rules import evaluate
+from advisor.intake.request import Request, check_ids
+from advisor.knowledge import load_knowledge
+from advisor.knowledge.schema import Knowledge
+from advisor.physics import memory
+from advisor.plan.commands import CALIBRATION_SAMPLES, CALIBRATION_SEQ_LEN, runtime_commands
 
 SCHEMA_VERSION = 1
 MAX_PLAN_BYTES = 1_000_000
@@ -279,13 +281,13 @@ def build(request: Request, knowledge: Knowledge | None = None) -> dict[str, Any
 
 
 def _inventory(result: RecommendResult):
-    from advisor.architecture import tensor_inventory
+    from advisor.physics.architecture import tensor_inventory
 
     return tensor_inventory(result.model.architecture)
 
 
 def _endpoint(k: Knowledge, result: RecommendResult, er: EndpointResult) -> dict[str, Any]:
-    from advisor.estimate import resolve_layout
+    from advisor.physics.estimate import resolve_layout
 
     shape = er.shape
     out: dict[str, Any] = {
@@ -411,7 +413,7 @@ def _endpoint(k: Knowledge, result: RecommendResult, er: EndpointResult) -> dict
 
 
 def _facts_for(k: Knowledge, result: RecommendResult, er: EndpointResult, combo: Combo) -> dict:
-    from advisor.recommend import _Context
+    from advisor.decide.recommend import _Context
 
     ctx = _Context(k, result.request, result.model, result.gpu, er.shape)
     return ctx.facts(

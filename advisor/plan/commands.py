@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from advisor.knowledge import GPU, Candidate, Knowledge, KVFormat, Recipe, Runtime
-from advisor.request import Shape
+from advisor.intake.request import Shape
+from advisor.knowledge.schema import GPU, Candidate, Knowledge, KVFormat, Recipe, Runtime
 
 CALIBRATION_SAMPLES = 256  # inside seed 003's 128-512 range; llm-compressor's docs start at 128-256
 CALIBRATION_SEQ_LEN = 2048  # vLLM's INT4/INT8 examples

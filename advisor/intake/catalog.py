@@ -8,9 +8,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from advisor.architecture import Architecture, architecture_from_config, read_config_file
 from advisor.errors import AdvisorInputError
-from advisor.knowledge import Knowledge, NativeLayout, PublishedCounts
+from advisor.knowledge.schema import Knowledge, NativeLayout, PublishedCounts
+from advisor.physics.architecture import Architecture, architecture_from_config, read_config_file
 
 T = TypeVar("T")
 

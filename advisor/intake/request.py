@@ -6,9 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from advisor.catalog import lookup
 from advisor.errors import AdvisorInputError
-from advisor.knowledge import Knowledge, Workload
+from advisor.intake.catalog import lookup
+from advisor.knowledge.schema import Knowledge, Workload
 
 Priority = Literal["quality", "balanced", "latency", "throughput", "memory", "cost"]
 FailureMode = Literal[

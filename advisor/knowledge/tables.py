@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from advisor.knowledge import (
+from advisor.knowledge.schema import (
     GPU,
     CalibrationRow,
     Candidate,

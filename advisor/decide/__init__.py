@@ -1,0 +1,1 @@
+"""Deciding: enumerate deployments, gate them, score them on the physics, pick, explain."""
