@@ -25,6 +25,7 @@ from advisor.physics.estimate import Estimate, EstimateRequest, estimate
 from advisor.physics.memory import GB, GIB
 from advisor.plan import document as plan_module
 from advisor.plan.document import MAX_PLAN_BYTES
+from advisor.plan.text import render_text
 
 LISTS = {
     "models": "models",
@@ -235,72 +236,9 @@ def _print_plan(document: dict, fmt: str) -> None:
     if fmt == "json":
         print(json.dumps(document, indent=2))
     elif fmt == "text":
-        print(render_plan_text(document))
+        print(render_text(document))
     else:
         print(plan_module.dump(document).rstrip())
-
-
-def render_plan_text(document: dict) -> str:
-    """A short human summary of a plan: the pick, memory, runner-ups, what was ruled out, how to serve it."""
-    hw = document["hardware"]
-    lines = [f"{document['model']['name']} on {hw['gpus']} x {hw['name']}"]
-    for e in document["endpoints"]:
-        shape = e["shape"]
-        lines += [
-            "",
-            f"[{e['name']}] {e['workload']}, priority {e['priority']}: {shape['concurrency']} x "
-            f"{shape['context']:,} tokens ({shape['prompt_tokens']:,} in / {shape['output_tokens']:,} out)",
-        ]
-        lines.append(f"  {e['summary']}")
-        rec = e.get("recommendation")
-        if rec is None:
-            lines += [f"  x {r['notation']}: {r['reasons'][0]}" for r in e["rejected"][:6]]
-            continue
-        w, kv, m = rec["weights"], rec["kv_cache"], e["memory"]
-        lines.append(
-            f"  pick      {rec['notation']} (scenario {rec['scenario']}): weights {w['scheme']} via {w['method']}, "
-            f"{w['bits_per_weight']} bits/weight overall; KV {kv['kv_format']}"
-        )
-        lines.append(
-            f"  memory    weights {m['weights_gib']} + KV {m['kv_cache_gib']} + overhead {m['overhead_gib']} = "
-            f"{m['total_gib']} of {m['capacity_gib']} GiB; max {m['max_concurrency']} sequences, "
-            f"max context {m['max_context']:,}"
-        )
-        perf = e.get("performance")
-        if perf:
-            cost = (
-                f", ${perf['cost_per_million_tokens']:,.2f} per million tokens at ${perf['usd_per_gpu_hour']:g}/GPU-h"
-                if perf.get("cost_per_million_tokens") is not None
-                else ""
-            )
-            lines.append(
-                f"  speed     first token {perf['ttft_ms']:,.0f} ms, {perf['tpot_ms']:,.1f} ms/token "
-                f"({perf['decode_tokens_per_s']:,.0f} tokens/s per request), "
-                f"{perf['throughput_tokens_per_s']:,.0f} tokens/s in all{cost} [modelled]"
-            )
-        for step in e["ladder"]:
-            fits = "fits" if step["fits"] else "does not fit"
-            lines.append(f"  ladder {step['step']}  {step['notation']:<24} {fits:<13} {step['note']}")
-        for alt in e["alternatives"][:3]:
-            lines.append(
-                f"  also      {alt['notation']:<24} score {alt['score']:>6}  {alt['total_gib_per_gpu']} GiB/GPU"
-                f"  {alt['name']}"
-            )
-        if e.get("fallback"):
-            lines.append(f"  fallback  {e['fallback']['notation']} ({e['fallback']['name']})")
-        for r in e["rejected"][:4]:
-            lines.append(f"  ruled out {r['notation']:<24} {r['reasons'][0]}")
-        if len(e["rejected"]) > 4:
-            lines.append(f"            ... and {len(e['rejected']) - 4} more (see the YAML plan)")
-        lines.append("  why       " + "; ".join(x["title"] for x in e["rationale"][:4]))
-        lines.append("  validate  " + "; ".join(v["check"] for v in e["validation"]))
-        rt = e["runtime"]
-        lines.append(f"  serve     ({rt['name']} {rt['version']}) {rt['serve_command']}")
-        if rt.get("config"):
-            lines.append(f"            {rt['config_file']}: " + rt["config"].strip().replace("\n", "; "))
-        q = rt["quantization"]
-        lines.append(f"  quantize  {q['note']}" + (f" [{q['tool']} {q['tool_version']}]" if q.get("tool") else ""))
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -480,16 +418,20 @@ def render_gpu_options(options: list[GPUOption], fmt: str) -> str:
         return yaml.safe_dump(data, sort_keys=False).rstrip()
     if not options:
         return "No GPU kind and count up to 8 fits this endpoint and meets its targets."
-    head = f"{'GPU':<28}{'n':>3}  {'precision':<22}{'GiB/GPU':>9}{'TTFT ms':>9}{'ms/tok':>8}{'tok/s':>9}{'$/M tok':>9}"
+    head = (f"{'GPU':<28}{'n':>3}  {'precision':<22}{'runtime':<13}{'layout':<8}{'acc %':>7}{'GiB/GPU':>9}"
+            f"{'TTFT ms':>9}{'ms/tok':>8}{'tok/s':>9}{'$/M tok':>9}")
     lines = [head, "-" * len(head)]
     for o in options:
         cost = f"{o.cost_per_million_tokens:,.2f}" if o.cost_per_million_tokens is not None else "-"
+        layout = f"TP{o.tensor_parallel}" if o.replicas == 1 else f"{o.replicas}xTP{o.tensor_parallel}"
+        speed = "" if o.speed_measured else "*"
         lines.append(
-            f"{o.gpu_name[:27]:<28}{o.gpus:>3}  {o.notation[:21]:<22}{o.total_gib_per_gpu:>9.1f}"
-            f"{o.ttft_ms or 0:>9,.0f}{o.tpot_ms or 0:>8.1f}{o.throughput_tokens_per_s or 0:>9,.0f}{cost:>9}"
+            f"{o.gpu_name[:27]:<28}{o.gpus:>3}  {o.notation[:21]:<22}{o.runtime[:12]:<13}{layout:<8}"
+            f"{o.expected_recovery_pct:>7.2f}{o.total_gib_per_gpu:>9.1f}{o.ttft_ms or 0:>9,.0f}{o.tpot_ms or 0:>8.1f}"
+            f"{o.throughput_tokens_per_s or 0:>9,.0f}{cost:>9}{speed}"
         )
     lines.append(
         "Modelled speed (roofline, knowledge/speed.yaml); cost at knowledge/gpu_prices.yaml on-demand prices. "
-        "'-': no price on file."
+        "'-': no price on file. '*': no published measurement backs this runtime's speed here."
     )
     return "\n".join(lines)

@@ -1,5 +1,5 @@
-"""Compare: candidate configurations side by side for one endpoint - memory, quality risk, the rules
-that favour each. Reads the same wizard state (URL or session) as the Plan page."""
+"""Compare: chosen configurations for one endpoint side by side - expected accuracy, speed, cost, memory, and the
+rules of thumb that apply to each. Reads the same wizard state (URL or session) as the Plan page."""
 
 import pandas as pd
 import streamlit as st
@@ -24,13 +24,20 @@ st.caption(
 )
 
 
-def label(combo) -> str:
-    return f"{knowledge.candidates[combo.candidate].notation} KV-{combo.kv.upper()} · {combo.candidate}"
+def label(dep) -> str:
+    where = f"TP{dep.layout.tensor_parallel}" + (f"x{dep.layout.replicas}" if dep.layout.replicas > 1 else "")
+    return (f"{knowledge.candidates[dep.candidate].notation} KV-{dep.kv.upper()} · {dep.candidate} · "
+            f"{knowledge.runtimes[dep.runtime].name} {where}")
 
 
-options = {label(c): c for c in endpoint.ranked}
+# One entry per configuration and runtime (its best layout), best first.
+options, seen = {}, set()
+for dep in endpoint.ranked:
+    if (dep.candidate, dep.kv, dep.runtime) not in seen:
+        seen.add((dep.candidate, dep.kv, dep.runtime))
+        options[label(dep)] = dep
 if endpoint.pick is not None and not endpoint.fits:  # nothing fits: start from the closest option
-    options[f"{label(endpoint.pick)} (closest; does not fit)"] = endpoint.pick
+    options[f"{label(endpoint.pick)} (closest; does not serve)"] = endpoint.pick
 for rejection in endpoint.rejected:
     if rejection.memory is not None:
         options.setdefault(
@@ -40,43 +47,52 @@ if not options:
     st.info("Nothing to compare: no configuration can be served here. See the Plan page for the reasons.")
     st.stop()
 # Default: the pick, the next best distinct configurations, and one that memory ruled out.
-distinct, seen = [], set()
-for name, combo in options.items():
-    if hasattr(combo, "total") and combo.candidate not in seen and endpoint.fits:
-        seen.add(combo.candidate)
+distinct, candidates = [], set()
+for name, item in options.items():
+    if hasattr(item, "quality") and item.candidate not in candidates and endpoint.fits:
+        candidates.add(item.candidate)
         distinct.append(name)
 default = distinct[:3] + [k for k in options if k.endswith("does not fit)")][: 1 if distinct else 4]
 picked = st.multiselect("Configurations", list(options), default=default, key="compare_picked", max_selections=8)
 if not picked:
     st.stop()
 
-rows, bars = [], []
+front = {id(d) for d in endpoint.pareto}
+claims = {c.rule: c for c in endpoint.claims}
+rows, bars, points = [], [], []
 for name in picked:
     item = options[name]
     candidate = knowledge.candidates[item.candidate.split(",")[0]]
     fit = item.memory
     mem = memory_per_gpu(fit) or {}
-    feasible = hasattr(item, "total")
+    deployed = hasattr(item, "quality")
+    perf = item.performance if deployed else None
     rows.append(
         {
             "configuration": name.split(" · ")[0],
             "method": candidate.name,
+            "runtime": knowledge.runtimes[item.runtime].name if deployed else "",
+            "expected accuracy %": round(item.quality.expected_recovery_pct, 2) if deployed else None,
+            "worst case %": round(item.quality.worst_recovery_pct, 2) if deployed else None,
+            "ms per token": round(perf.tpot_ms, 1) if perf else None,
+            "first token ms": round(perf.ttft_ms) if perf else None,
+            "tokens/s": round(perf.throughput_tokens_per_s) if perf else None,
+            "$ per M tokens": round(perf.cost_per_million_tokens, 3) if perf and perf.cost_per_million_tokens else None,
+            "on the Pareto front": id(item) in front if deployed else False,
             "fits": bool(fit and fit.fits),
             "GiB per GPU": mem.get("total"),
-            "weights GiB": mem.get("weights"),
-            "KV GiB": mem.get("kv_cache"),
-            "max sequences": fit.max_concurrency if fit else None,
-            "quality risk (0-4)": candidate.quality.risk,
-            "published recovery %": f"{candidate.quality.worst_recovery_pct:g}-{candidate.quality.typical_recovery_pct:g}",
-            "score": round(item.total, 2) if feasible else None,
-            "favoured by": "; ".join(f.title for f in item.fired if f.effect != "reject" and "+" in f.effect)
-            if feasible
-            else "",
-            "held back by": "; ".join(f.title for f in item.fired if "-" in f.effect)
-            if feasible
-            else "; ".join(r.text for r in item.reasons),
+            "max sequences": (fit.max_concurrency * item.layout.replicas if deployed else fit.max_concurrency)
+            if fit else None,
+            "why not": "" if deployed else "; ".join(r.text for r in item.reasons),
         }
     )
+    if deployed:
+        points.append({"label": name, "expected_recovery_pct": item.quality.expected_recovery_pct,
+                       "cost": perf.cost_per_million_tokens if perf.cost_per_million_tokens is not None
+                       else item.metrics["gpu_hours_per_million_tokens"],
+                       "cost_unit": "$ per million output tokens" if perf.cost_per_million_tokens is not None
+                       else "GPU-hours per million output tokens",
+                       "tpot_ms": perf.tpot_ms, "pareto": id(item) in front, "pick": item is endpoint.pick})
     if mem:
         bars.append(
             {
@@ -85,26 +101,20 @@ for name in picked:
                 "kv_cache_gib": mem["kv_cache"],
                 "overhead_gib": mem["overhead"],
                 "fits": bool(fit and fit.fits),
-                "role": "pick" if endpoint.pick is item else "alternative" if feasible else "rejected",
+                "role": "pick" if endpoint.pick is item else "alternative" if deployed else "rejected",
             }
         )
 
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+if points and len({p["cost_unit"] for p in points}) == 1:
+    st.plotly_chart(charts.pareto_figure(points, title="Accuracy against cost (colour: ms per token)"),
+                    key="compare_pareto", width="stretch", config={"displayModeBar": False})
 if bars:
     capacity = result.gpu.memory_gib
     st.plotly_chart(
         charts.memory_figure(bars, capacity), key="compare_memory", width="stretch", config={"displayModeBar": False}
     )
-scored = [
-    {"label": f"{r['configuration']} · {r['method']}", **options[n].scores}
-    for r, n in zip(rows, picked, strict=True)
-    if hasattr(options[n], "total")
-]
-if scored:
-    st.plotly_chart(
-        charts.scores_figure(scored), key="compare_scores", width="stretch", config={"displayModeBar": False}
-    )
-    st.caption(
-        "Scores: published quality risk and the rules that fired, per dimension; the priority's weights "
-        "combine them (knowledge/priorities.yaml)."
-    )
+if endpoint.claims:
+    st.markdown("**Rules of thumb for this endpoint, checked against the numbers**")
+    st.dataframe(pd.DataFrame([{"rule": c.title, "about": c.metric, "the numbers": "agree" if c.holds else "disagree",
+                                "figures": c.text} for c in endpoint.claims]), hide_index=True, width="stretch")

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from advisor.decide.recommend import recommend  # noqa: E402
+from advisor.decide.engine import recommend  # noqa: E402
 from advisor.errors import AdvisorInputError  # noqa: E402
 from advisor.intake.request import Endpoint, Request  # noqa: E402
 from advisor.knowledge import load_knowledge  # noqa: E402

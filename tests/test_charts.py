@@ -8,7 +8,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import pytest
 
-from ui.charts import GREY, PRIMARY, RED, kv_capacity_figure, memory_figure, scores_figure
+from ui.charts import GREY, PRIMARY, RED, kv_capacity_figure, memory_figure, pareto_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,18 +135,31 @@ def test_kv_unknown_metric_raises(metric):
         kv_capacity_figure(KV_ROWS, metric)
 
 
-# ---------------------------------------------------------------- scores_figure
-def test_scores_one_trace_per_row_grouped_by_dimension():
-    rows = [
-        {"label": "W4A16", "quality": 0.9, "latency": 0.8, "throughput": 0.7, "memory": 0.95},
-        {"label": "BF16", "quality": 1.0, "latency": 0.6, "throughput": 0.5, "memory": 0.2},
-    ]
-    fig = scores_figure(rows)
-    assert [t.name for t in fig.data] == ["W4A16", "BF16"]
-    assert fig.layout.barmode == "group"
-    assert list(fig.data[0].y) == ["Quality", "Latency", "Throughput", "Memory"]
-    assert list(fig.data[1].x) == [1.0, 0.6, 0.5, 0.2]
-    assert fig.data[0].marker.color != fig.data[1].marker.color
+# ---------------------------------------------------------------- pareto_figure
+PARETO_ROWS = [
+    {"label": "W8A8-FP8 KV-FP8", "expected_recovery_pct": 99.7, "cost": 1.2, "tpot_ms": 20.0, "pareto": True,
+     "pick": True},
+    {"label": "W4A16 KV-FP8", "expected_recovery_pct": 98.5, "cost": 0.9, "tpot_ms": 15.0, "pareto": True,
+     "pick": False},
+    {"label": "W16A16 KV-BF16", "expected_recovery_pct": 99.6, "cost": 2.0, "tpot_ms": 30.0, "pareto": False,
+     "pick": False},
+]
+
+
+def test_pareto_marks_the_pick_and_fades_dominated_options():
+    fig = pareto_figure(PARETO_ROWS)
+    by_name = {t.name: t for t in fig.data}
+    assert set(by_name) == {"Pick", "Pareto front", "Dominated"}
+    assert by_name["Pick"].marker.symbol == "star" and list(by_name["Pick"].text) == ["W8A8-FP8 KV-FP8"]
+    assert by_name["Dominated"].marker.opacity < by_name["Pareto front"].marker.opacity == 1.0
+    assert list(by_name["Pareto front"].x) == [0.9] and list(by_name["Pareto front"].y) == [98.5]
+    assert fig.layout.yaxis.title.text.startswith("Expected accuracy")
+    assert list(by_name["Dominated"].marker.color) == [30.0]  # colour = time per token
+
+
+def test_pareto_axis_names_the_cost_unit():
+    rows = [{**r, "cost_unit": "GPU-hours per million output tokens"} for r in PARETO_ROWS]
+    assert pareto_figure(rows).layout.xaxis.title.text == "GPU-hours per million output tokens"
 
 
 # ---------------------------------------------------------------- module hygiene
@@ -160,12 +173,6 @@ def test_overflowing_rows_keep_their_colour_under_the_hatching():
     # With the default fillmode "replace" the white hatch replaced the fill and the bar vanished on white.
     fig = memory_figure([{**MEMORY_ROWS[0], "fits": False, "role": "rejected"}], 79.65)
     assert all(t.marker.pattern.fillmode == "overlay" for t in fig.data)
-
-
-def test_scores_axis_shows_negative_scores():
-    fig = scores_figure([{"label": "a", "quality": -2.5, "latency": 2, "throughput": -1, "memory": 4}])
-    low, high = fig.layout.xaxis.range
-    assert low < -2.5 and high > 4
 
 
 # ---------------------------------------------------------------- speed and cost

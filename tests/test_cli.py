@@ -195,7 +195,11 @@ def test_recommend_prints_a_plan(capsys):
     document = yaml.safe_load(out)
     e = document["endpoints"][0]
     assert e["workload"] == "batch-summarization" and e["priority"] == "throughput"
-    assert e["recommendation"]["notation"] and e["runtime"]["serve_command"].startswith("vllm serve")
+    runtime = e["deployment"]["runtime"]
+    assert e["recommendation"]["notation"] and e["runtime"]["id"] == runtime
+    command = {"vllm": "vllm serve", "tensorrt-llm": "trtllm-serve", "sglang": "python -m sglang"}[runtime]
+    assert e["runtime"]["serve_command"].startswith(command)
+    assert e["quality"]["expected_recovery_pct"] > 90 and e["rationale"]
 
 
 def test_recommend_json_and_shape_flags(capsys):
@@ -224,7 +228,8 @@ def test_recommend_json_and_shape_flags(capsys):
     assert status == 0
     data = json.loads(out)
     e = data["endpoints"][0]
-    assert e["shape"] == {"prompt_tokens": 3000, "output_tokens": 500, "concurrency": 2, "context": 3500}
+    assert e["shape"] == {"prompt_tokens": 3000, "output_tokens": 500, "concurrency": 2,
+                          "concurrency_mode": "requirement", "context": 3500}
     assert data["request"]["calibration"] == "none"
     assert data["request"]["criteria"]["unacceptable"] == ["long-context-drift"]
     assert "-np 2" in e["runtime"]["serve_command"] and "-c 7000" in e["runtime"]["serve_command"]

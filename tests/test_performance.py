@@ -5,8 +5,8 @@ import json
 import pytest
 
 from advisor.cli import main
+from advisor.decide.engine import recommend
 from advisor.decide.gpu_picker import pick_gpus
-from advisor.decide.recommend import recommend
 from advisor.intake.request import Endpoint, Request
 from advisor.knowledge import load_knowledge
 from advisor.physics.estimate import EstimateRequest, estimate
@@ -147,7 +147,7 @@ def test_most_throughput_rows_within_target():
 
 
 def test_speed_curves_follow_the_pick_and_stop_fitting_past_its_room():
-    from advisor.decide.recommend import speed_curves
+    from advisor.decide.engine import speed_curves
 
     request = Request(model="meta-llama/Llama-3.1-70B-Instruct", gpu="h100-sxm", gpus=2,
                       endpoints=[Endpoint(workload="interactive-chat", concurrency=16)])  # fmt: skip

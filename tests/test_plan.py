@@ -1,4 +1,5 @@
-"""The plan document (schema 1): required sections, YAML round trip, request files, and readable errors."""
+"""The plan document (schema 2): required sections, YAML round trip, request files, schema-1 plans, and readable
+errors."""
 
 import json
 
@@ -32,7 +33,7 @@ def multi_plan():
 
 
 def test_plan_has_every_section(multi_plan):
-    assert multi_plan["schema_version"] == 1
+    assert multi_plan["schema_version"] == 2
     for key in ["request", "model", "hardware", "policy", "provider_quantizations", "endpoints"]:
         assert key in multi_plan
     for e in multi_plan["endpoints"]:
@@ -61,8 +62,16 @@ def test_plan_has_every_section(multi_plan):
             "max_concurrency",
         ]:
             assert key in e["memory"], key
-        for key in ["alternatives", "rejected", "fallback", "ladder", "validation", "rationale", "runtime"]:
+        for key in ["alternatives", "rejected", "fallback", "ladder", "validation", "rationale", "runtime",
+                    "deployment", "quality", "performance", "cost", "pareto", "near_misses", "claims", "why"]:
             assert key in e, key
+        d = e["deployment"]
+        assert d["tensor_parallel"] * d["replicas"] == d["gpus"] <= MULTI.gpus
+        assert {"expected_recovery_pct", "worst_recovery_pct", "by_task", "source"} <= set(e["quality"])
+        assert e["quality"]["worst_recovery_pct"] <= e["quality"]["expected_recovery_pct"]
+        assert sum(1 for p in e["pareto"] if p["pick"]) == 1
+        for item in [*e["alternatives"], *e["pareto"], e["fallback"]]:
+            assert {"quality", "performance", "layout", "runtime"} <= set(item)
         assert {"name", "version", "serve_command", "quantization"} <= set(e["runtime"])
         assert all(v["source"] for v in e["validation"]) and all(x["source"] for x in e["rationale"])
         assert e["memory"]["total_gib"] <= e["memory"]["capacity_gib"]
@@ -128,8 +137,42 @@ def test_oversized_documents_are_refused():
 def test_request_fields_the_engine_does_not_know_are_rejected_at_build():
     with pytest.raises(AdvisorInputError, match="model: 'no/such-model' is not a catalog model"):
         plan.build(Request(model="no/such-model", gpu="l4"), K)
-    with pytest.raises(AdvisorInputError, match="gpus: 3 GPUs cannot split 64 attention heads"):
-        plan.build(Request(model="meta-llama/Llama-3.1-70B-Instruct", gpu="h100-sxm", gpus=3), K)
+
+
+def test_gpu_counts_that_cannot_split_the_heads_run_as_replicas():
+    """3 GPUs cannot split 64 heads in tensor parallel, but they can run 3 replicas of one GPU each."""
+    document = plan.build(Request(model="meta-llama/Llama-3.1-70B-Instruct", gpu="h100-sxm", gpus=3), K)
+    d = document["endpoints"][0]["deployment"]
+    assert d["tensor_parallel"] == 1 and d["replicas"] == 3
+
+
+def test_schema_1_plans_still_import_and_reproduce_a_recommendation():
+    v1 = """
+schema_version: 1
+generator: precision-advisor 0.1.0
+request:
+  model: meta-llama/Llama-3.1-70B-Instruct
+  custom_model: null
+  gpu: h100-sxm
+  gpus: 2
+  runtime: null
+  priority: null
+  calibration: available
+  criteria: {quality_floor_pct: null, max_ttft_ms: null, max_tpot_ms: null, max_cost_per_million_tokens: null,
+             unacceptable: []}
+  usd_per_gpu_hour: null
+  endpoints:
+  - {name: default, workload: interactive-chat, priority: null, prompt_tokens: null, output_tokens: null,
+     concurrency: null, context: null}
+endpoints:
+- name: default
+  recommendation: {candidate: int4-awq, notation: W4A16 KV-FP8}
+  scores: {quality: -2.5, latency: 3.0, throughput: -1.0, memory: 3.2, total: 4.1}
+"""
+    request = plan.load(v1, K)
+    assert request.model == "meta-llama/Llama-3.1-70B-Instruct" and request.gpus == 2
+    document = plan.build(request, K)
+    assert document["schema_version"] == 2 and document["endpoints"][0]["recommendation"]["notation"]
 
 
 def test_context_beyond_the_model_limit_is_refused():

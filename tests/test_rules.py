@@ -24,9 +24,22 @@ def test_rule_names_only_known_facts_and_has_an_effect(rule):
     assert facts_named(rule.when) <= set(FACTS)
     assert set(rule.examples.fires) <= set(FACTS) and set(rule.examples.quiet) <= set(FACTS)
     e = rule.effect
-    assert e.reject or e.score or e.note or e.flags
-    assert set(e.score) <= {"quality", "latency", "throughput", "memory"}
+    assert e.reject or e.quality or e.favours or e.disfavours or e.note or e.flags
+    if e.versus is not None:
+        assert facts_named(e.versus) <= set(FACTS)
+        assert e.favours or e.disfavours, "versus only means something for a claim"
     assert rule.rationale.strip() and len(rule.rationale) < 200  # one line
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[r.id for r in RULES])
+def test_risks_are_stated_on_facts_known_before_the_numbers(rule):
+    """A quality adjustment changes the quality model, so it may only read facts known before memory, speed
+    and quality are computed (the search applies it once per candidate, KV format and runtime)."""
+    from advisor.decide.context import STATIC_PREFIXES
+
+    if rule.effect.quality:
+        assert all(f.startswith(STATIC_PREFIXES) for f in facts_named(rule.when)), rule.id
+        assert rule.effect.quality.basis.strip() and "placeholder" not in rule.effect.quality.basis
 
 
 @pytest.mark.parametrize("check", list(K.validation.values()), ids=list(K.validation))
@@ -45,9 +58,9 @@ def test_operators_and_missing_facts():
         {"kv.quantized": False, "gpu.bf16": False},
     )
     assert evaluate({}, {})
-    floor = {"fact": "cand.worst_recovery_pct", "op": "lt", "value_fact": "request.quality_floor_pct"}
-    assert evaluate(floor, {"cand.worst_recovery_pct": 97, "request.quality_floor_pct": 99})
-    assert not evaluate(floor, {"cand.worst_recovery_pct": 97, "request.quality_floor_pct": None})
+    floor = {"fact": "quality.expected_pct", "op": "lt", "value_fact": "request.quality_floor_pct"}
+    assert evaluate(floor, {"quality.expected_pct": 97, "request.quality_floor_pct": 99})
+    assert not evaluate(floor, {"quality.expected_pct": 97, "request.quality_floor_pct": None})
 
 
 def test_unknown_facts_and_operators_are_refused():
@@ -62,7 +75,7 @@ def test_adding_a_rule_is_a_yaml_edit(tmp_path):
 
     import yaml
 
-    from advisor.decide.recommend import recommend
+    from advisor.decide.engine import recommend
     from advisor.intake.request import Request
     from advisor.knowledge import KNOWLEDGE_DIR, load_knowledge_from
 

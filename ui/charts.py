@@ -1,4 +1,4 @@
-"""Plotly figure builders for the app: memory per GPU, KV-cache capacity, score comparison.
+"""Plotly figure builders for the app: memory per GPU, KV-cache capacity, the accuracy-cost trade-off, speed.
 
 Pure functions from plain Python data (lists of dicts) to ``go.Figure``; no Streamlit import, so they
 can be tested and reused outside the app. The memory chart's job: people should *see*, not read, why
@@ -51,7 +51,6 @@ KV_METRICS = {
     "max_context": ("Longest context at this concurrency (tokens)", "tokens"),
 }
 
-SCORE_DIMENSIONS = (("quality", "Quality"), ("latency", "Latency"), ("throughput", "Throughput"), ("memory", "Memory"))
 SERIES_COLOURS = (PRIMARY, SKY, AMBER, EMERALD, "#8B5CF6", "#EC4899", "#64748B")
 
 
@@ -275,41 +274,38 @@ def kv_capacity_figure(rows: list[dict], metric: str, title: str = "") -> go.Fig
     return fig
 
 
-def scores_figure(rows: list[dict]) -> go.Figure:
-    """Grouped horizontal bars: one group per dimension (quality, latency, throughput, memory), one bar per row."""
+def pareto_figure(rows: list[dict], title: str = "") -> go.Figure:
+    """Expected accuracy against cost per million output tokens, one point per option; colour = time per
+    output token. Options on the Pareto front are solid, dominated ones faded; the pick is a large star.
+
+    Each row: label, expected_recovery_pct, cost (USD per million tokens, or GPU-hours when no price),
+    tpot_ms, pareto (bool), pick (bool). ``cost_unit`` on the first row names the x-axis unit.
+    """
     fig = go.Figure()
-    dims = [title for _, title in SCORE_DIMENSIONS]
-    for i, row in enumerate(rows):
-        fig.add_trace(
-            go.Bar(
-                name=str(row["label"]),
-                orientation="h",
-                y=dims,
-                x=[row[key] for key, _ in SCORE_DIMENSIONS],
-                marker={"color": SERIES_COLOURS[i % len(SERIES_COLOURS)], "line": {"width": 0}},
-                texttemplate="%{x:.2~f}",
-                textposition="outside",
-                cliponaxis=False,
-                hovertemplate="<b>%{fullData.name}</b><br>%{y}: %{x:.2~f}<extra></extra>",
-            )
-        )
-    values = [float(row[key]) for row in rows for key, _ in SCORE_DIMENSIONS]
-    top = max([0.0, *values]) or 1.0
-    low = min([0.0, *values])  # scores go below zero (quality risk, large-batch penalties)
-    _base_layout(fig, title="", height=90 + 4 * (14 * max(len(rows), 1) + 22), top=8, legend=True)
-    fig.update_layout(
-        barmode="group",
-        bargap=0.3,
-        bargroupgap=0.05,
-        xaxis={
-            "title": {"text": "Score (0 = the BF16 baseline)"},
-            "gridcolor": "#EEF0F3",
-            "range": [low * 1.15 - (0.5 if low < 0 else 0), top * 1.1],
-            "zeroline": True,
-            "zerolinecolor": "#9CA3AF",
-        },
-        yaxis={"autorange": "reversed", "ticksuffix": "  "},
-    )
+    unit = rows[0].get("cost_unit", "$ per million output tokens") if rows else ""
+    tpots = [float(r["tpot_ms"]) for r in rows] or [1.0]
+    low, high = min(tpots), max(tpots)
+    for group, opacity, size, symbol in (("dominated", 0.25, 9, "circle"), ("front", 1.0, 12, "circle"),
+                                         ("pick", 1.0, 22, "star")):
+        chosen = [r for r in rows if (group == "pick" and r["pick"]) or (group == "front" and r["pareto"]
+                  and not r["pick"]) or (group == "dominated" and not r["pareto"] and not r["pick"])]
+        if not chosen:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[r["cost"] for r in chosen], y=[r["expected_recovery_pct"] for r in chosen], mode="markers",
+            name={"pick": "Pick", "front": "Pareto front", "dominated": "Dominated"}[group],
+            text=[r["label"] for r in chosen], customdata=[[r["tpot_ms"]] for r in chosen],
+            marker={"size": size, "symbol": symbol, "opacity": opacity, "color": [r["tpot_ms"] for r in chosen],
+                    "colorscale": "Viridis_r", "cmin": low, "cmax": max(high, low + 1e-9),
+                    "line": {"width": 1.5 if group == "pick" else 0, "color": TEXT},
+                    "showscale": group == "front" or (group == "pick" and len(rows) == 1),
+                    "colorbar": {"title": {"text": "ms/token"}, "thickness": 12}},
+            hovertemplate="<b>%{text}</b><br>expected accuracy %{y:.2f}%<br>cost %{x:.3~f}<br>"
+            "%{customdata[0]:.1f} ms per token<extra></extra>",
+        ))
+    _base_layout(fig, title=title, height=380, top=8, legend=True)
+    fig.update_layout(xaxis={"title": {"text": unit}, "rangemode": "tozero"},
+                      yaxis={"title": {"text": "Expected accuracy vs BF16 (%)"}})
     return fig
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from advisor.decide.recommend import RecommendResult, recommend
+from advisor.decide.engine import RecommendResult, recommend
 from advisor.errors import AdvisorInputError
 from advisor.intake.request import Request
 from advisor.knowledge import load_knowledge
@@ -90,7 +90,7 @@ def _recommend_cached(request_json: str) -> tuple[RecommendResult | None, str | 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _speed_cached(request_json: str, endpoint: int) -> list[dict]:
-    from advisor.decide.recommend import speed_curves
+    from advisor.decide.engine import speed_curves
 
     result = recommend(Request.model_validate_json(request_json))
     return speed_curves(result, endpoint)

@@ -75,6 +75,51 @@ def kv_rows(endpoint: dict) -> list[dict]:
     ]
 
 
+def pareto_rows(endpoint: dict) -> list[dict]:
+    """Points for the trade-off chart: every option the plan lists, on the front or dominated."""
+    options = endpoint.get("options") or []
+    priced = all(o.get("cost_per_million_tokens") is not None for o in options)
+    unit = "$ per million output tokens" if priced else "GPU-hours per million output tokens"
+    rows = []
+    for o in options:
+        layout = o["layout"]
+        where = f"TP{layout['tensor_parallel']}" + (f" x{layout['replicas']}" if layout["replicas"] > 1 else "")
+        rows.append({
+            "label": f"{o['notation']} ({o['candidate']}) · {o['runtime']} · {where}",
+            "expected_recovery_pct": o["expected_recovery_pct"],
+            "cost": o["cost_per_million_tokens"] if priced else o["gpu_hours_per_million_tokens"],
+            "cost_unit": unit, "tpot_ms": o["tpot_ms"], "pareto": o["pareto"], "pick": o["pick"],
+        })
+    return rows
+
+
+def _metrics(endpoint: dict) -> None:
+    q, perf, m, d = endpoint["quality"], endpoint.get("performance") or {}, endpoint["memory"], endpoint["deployment"]
+    cols = st.columns(6)
+    cols[0].metric("Expected accuracy", f"{q['expected_recovery_pct']:.2f}%",
+                   help=f"vs BF16 for this workload's tasks; worst case {q['worst_recovery_pct']:.2f}% "
+                   "(knowledge/quality.yaml)")
+    cols[1].metric("Time per token", f"{perf.get('tpot_ms', 0):,.1f} ms", help="modelled, at this concurrency")
+    cols[2].metric("First token", f"{perf.get('ttft_ms', 0):,.0f} ms", help="one prompt's prefill, no queueing")
+    cols[3].metric("Throughput", f"{perf.get('throughput_tokens_per_s', 0):,.0f} tok/s", help="output, all requests")
+    cost = perf.get("cost_per_million_tokens")
+    cols[4].metric("Cost / M tokens", "-" if cost is None else f"${cost:,.2f}",
+                   help=f"at ${perf.get('usd_per_gpu_hour') or 0:g} per GPU-hour" if cost is not None
+                   else "no price on file: set your price per GPU-hour")
+    layout = f"TP{d['tensor_parallel']}" + (f" × {d['replicas']} replicas" if d["replicas"] > 1 else "")
+    cols[5].metric("Layout", layout, help=f"{d['requests_per_replica']} requests per replica, "
+                   f"{d['total_requests']} in all")
+    cols = st.columns(6)
+    cols[0].metric("Weights", _gib(m["weights_gib"]), help=f"{m['weights_gb_decimal']} GB decimal checkpoint size")
+    cols[1].metric("KV cache", _gib(m["kv_cache_gib"]))
+    cols[2].metric("Overhead", _gib(m["overhead_gib"]), help=m["includes"])
+    cols[3].metric(f"Total of {m['capacity_gib']:,.0f} GiB", _gib(m["total_gib"]),
+                   help=f"{m['total_gib'] / m['capacity_gib']:.0%} of {m['capacity_gib']:,.2f} GiB on {m['gpus']} GPU(s)"
+                   + (" per replica" if m["replicas"] > 1 else ""))
+    cols[4].metric("Max sequences", f"{m['max_concurrency']:,}", help=f"at {endpoint['shape']['context']:,} tokens")
+    cols[5].metric("Max context", f"{m['max_context']:,}", help=f"at {endpoint['shape']['concurrency']} sequences")
+
+
 def render_endpoint(endpoint: dict, knowledge: Knowledge, key: str, speed=None) -> None:
     """`speed`: a callable returning the speed curves for this endpoint (computed only if its tab opens)."""
     rec = endpoint.get("recommendation")
@@ -85,7 +130,6 @@ def render_endpoint(endpoint: dict, knowledge: Knowledge, key: str, speed=None) 
     if rec is None:
         _table([{"configuration": r["notation"], "why not": "; ".join(r["reasons"])} for r in endpoint["rejected"]])
         return
-    m = endpoint["memory"]
     w, kv = rec["weights"], rec["kv_cache"]
     st.markdown(f"#### {rec['notation']} · scenario {rec['scenario']}")
     st.caption(
@@ -95,31 +139,27 @@ def render_endpoint(endpoint: dict, knowledge: Knowledge, key: str, speed=None) 
         f"({kv['bytes_per_element']} bytes/element) · runtime {endpoint['runtime']['name']} "
         f"{endpoint['runtime']['version']}"
     )
-    cols = st.columns(6)
-    cols[0].metric("Weights", _gib(m["weights_gib"]), help=f"{m['weights_gb_decimal']} GB decimal checkpoint size")
-    cols[1].metric("KV cache", _gib(m["kv_cache_gib"]))
-    cols[2].metric("Overhead", _gib(m["overhead_gib"]), help=m["includes"])
-    cols[3].metric(
-        f"Total of {m['capacity_gib']:,.0f} GiB",
-        _gib(m["total_gib"]),
-        help=f"{m['total_gib'] / m['capacity_gib']:.0%} of {m['capacity_gib']:,.2f} GiB on {m['gpus']} GPU(s)",
-    )
-    cols[4].metric("Max sequences", f"{m['max_concurrency']:,}", help=f"at {endpoint['shape']['context']:,} tokens")
-    cols[5].metric("Max context", f"{m['max_context']:,}", help=f"at {endpoint['shape']['concurrency']} sequences")
+    _metrics(endpoint)
     if endpoint.get("what_would_fit"):
         st.warning("What would fit: " + "; ".join(endpoint["what_would_fit"]), icon=":material/lightbulb:")
+    for near in endpoint.get("near_misses", []):
+        st.info("Near miss: " + near["text"], icon=":material/balance:")
 
     left, right = st.columns([3, 2])
     with left:
+        points = pareto_rows(endpoint)
+        if points:
+            st.plotly_chart(charts.pareto_figure(points, title="Accuracy against cost (colour: ms per token)"),
+                            key=f"{key}_pareto", width="stretch", config={"displayModeBar": False})
+    with right:
         rows = memory_rows(endpoint)
         if rows:
             st.plotly_chart(
-                charts.memory_figure(rows, m["capacity_gib"] / (m["gpus"] or 1)),
+                charts.memory_figure(rows, m_capacity(endpoint)),
                 key=f"{key}_mem",
                 width="stretch",
                 config={"displayModeBar": False},
             )
-    with right:
         kvs = kv_rows(endpoint)
         if kvs:
             st.plotly_chart(
@@ -132,6 +172,7 @@ def render_endpoint(endpoint: dict, knowledge: Knowledge, key: str, speed=None) 
     # Lazy tabs: only the open one is rendered, which keeps each rerun (and the browser) light.
     sections = {
         "Why": lambda: _why(endpoint, rec),
+        "Trade-offs": lambda: _tradeoffs(endpoint),
         "Step-down ladder": lambda: _ladder(endpoint),
         "Alternatives": lambda: _alternatives(endpoint),
         "Ruled out": lambda: _ruled_out(endpoint),
@@ -147,27 +188,44 @@ def render_endpoint(endpoint: dict, knowledge: Knowledge, key: str, speed=None) 
                 render()
 
 
+def m_capacity(endpoint: dict) -> float:
+    m = endpoint["memory"]
+    return m["capacity_gib"] / (m["gpus"] or 1)
+
+
 def _why(endpoint: dict, rec: dict) -> None:
-    _table(
-        [
-            {
-                "rule": r["rule"],
-                "what": r["title"],
-                "effect": r["effect"],
-                "why": r["text"],
-                "source": "; ".join(r["source"]),
-            }
-            for r in endpoint["rationale"]
-        ]
-    )
-    for note in endpoint.get("notes", []):
-        st.markdown(f"- {note}")
+    for item in endpoint["rationale"]:
+        if item["kind"] in ("numbers", "objective", "runtime", "quality"):
+            st.markdown(f"- {item['text']}")
+    claims = endpoint.get("claims") or []
+    if claims:
+        st.markdown("**Rules of thumb, checked against these numbers**")
+        _table([{"rule": c["title"], "about": c["metric"], "applies to": "the pick" if c["on_pick"] else "an alternative",
+                 "the numbers": "agree" if c["holds"] else "disagree", "figures": c["text"],
+                 "source": "; ".join(c["source"])} for c in claims])
+    notes = [item for item in endpoint["rationale"] if item["kind"] == "note"]
+    for note in notes:
+        st.markdown(f"- {note['text']}")
     st.markdown("**Kept in high precision:** " + "; ".join(rec["high_precision_layers"]))
-    q = rec["quality_evidence"]
-    st.markdown(
-        f"**Published quality:** typically {q['typical_recovery_pct']}% of BF16 accuracy, "
-        f"{q['worst_recovery_pct']}% at worst. {q['evidence']}"
-    )
+    q = endpoint["quality"]
+    _table([{"task": t["task"], "weight": t["weight"], "expected %": t["recovery_pct"], "worst %": t["worst_pct"],
+             "evidence": ", ".join(t["evidence"]) or "the BF16 reference", "match": t["match"]} for t in q["by_task"]])
+    for note in q.get("nearest_evidence", []):
+        st.caption(note)
+
+
+def _tradeoffs(endpoint: dict) -> None:
+    st.markdown(f"**Objective ({endpoint['priority']}):** {endpoint['objective']}")
+    _table([
+        {"pick": "★" if p["pick"] else "", "configuration": f"{p['notation']} ({p['candidate']})",
+         "runtime": p["runtime"], "layout": f"TP{p['layout']['tensor_parallel']} x{p['layout']['replicas']}",
+         "expected %": p["quality"]["expected_recovery_pct"], "worst %": p["quality"]["worst_recovery_pct"],
+         "ms/token": p["performance"]["tpot_ms"], "TTFT ms": p["performance"]["ttft_ms"],
+         "$/M tokens": p["performance"]["cost_per_million_tokens"], "GiB/GPU": p["total_gib_per_gpu"]}
+        for p in endpoint["pareto"]
+    ])
+    st.caption("The Pareto front: no other option the engine evaluated is at least as good on expected accuracy, "
+               "cost, time per token and time to first token and better on one.")
 
 
 def _ladder(endpoint: dict) -> None:
@@ -186,7 +244,7 @@ def _ladder(endpoint: dict) -> None:
     )
     fb = endpoint.get("fallback")
     if fb:
-        st.markdown(f"**Fallback to keep configured:** {fb['notation']} ({fb['name']})")
+        st.markdown(f"**Fallback to keep configured:** {fb['notation']} ({fb['name']}) on {fb['runtime']}: {fb['why']}")
 
 
 def _alternatives(endpoint: dict) -> None:
@@ -196,10 +254,12 @@ def _alternatives(endpoint: dict) -> None:
                 "rank": str(a.get("rank") or "same weights"),
                 "configuration": a["notation"],
                 "method": a["name"],
-                "score": a["score"],
+                "runtime": a["runtime"],
+                "expected %": a["quality"]["expected_recovery_pct"],
+                "ms/token": a["performance"]["tpot_ms"],
+                "$/M tokens": a["performance"]["cost_per_million_tokens"],
                 "GiB per GPU": a["total_gib_per_gpu"],
                 "max sequences": a["max_concurrency"],
-                "favoured by": "; ".join(a["favoured_by"]),
             }
             for a in endpoint["alternatives"]
         ]

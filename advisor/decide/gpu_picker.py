@@ -1,11 +1,12 @@
 """GPU picker: for one model and endpoint, every catalog GPU kind and count that fits, ranked by cost per
-million output tokens among those that meet the speed targets, each with its recommended precision."""
+million output tokens among those that meet the speed targets, each with the deployment the same search
+recommends there (precision, runtime, layout) and its numbers."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel
 
-from advisor.decide.recommend import recommend
+from advisor.decide.engine import recommend
 from advisor.errors import AdvisorInputError
 from advisor.intake.request import Request
 from advisor.knowledge import load_knowledge
@@ -22,6 +23,10 @@ class GPUOption(BaseModel):
     candidate: str
     kv: str
     runtime: str
+    tensor_parallel: int
+    replicas: int
+    expected_recovery_pct: float
+    speed_measured: bool  # published measurements back the runtime's speed at this concurrency and GPU count
     total_gib_per_gpu: float
     capacity_gib_per_gpu: float
     ttft_ms: float | None
@@ -48,7 +53,7 @@ def pick_gpus(
             price = request.usd_per_gpu_hour if gpu_id == request.gpu else None
             trial = request.model_copy(update={"gpu": gpu_id, "gpus": n, "usd_per_gpu_hour": price})
             try:
-                result = recommend(trial, k)
+                result = recommend(trial, k, detail=False)
             except AdvisorInputError:  # e.g. this count cannot split the attention heads
                 continue
             er = result.endpoints[0]
@@ -65,6 +70,10 @@ def pick_gpus(
                     candidate=pick.candidate,
                     kv=pick.kv,
                     runtime=pick.runtime,
+                    tensor_parallel=pick.layout.tensor_parallel,
+                    replicas=pick.layout.replicas,
+                    expected_recovery_pct=round(pick.quality.expected_recovery_pct, 2),
+                    speed_measured=bool(pick.metrics.get("speed_measured")),
                     total_gib_per_gpu=round(pick.memory.total_bytes_per_gpu / gib, 2),
                     capacity_gib_per_gpu=round(pick.memory.capacity_bytes_per_gpu / gib, 2),
                     ttft_ms=perf.ttft_ms if perf else None,

@@ -5,7 +5,7 @@ A condition is one of
   {"any": [cond, ...]}   at least one holds
   {"not": cond}          it does not hold
   {"fact": "gpu.cc", "op": "lt", "value": 8.9}
-  {"fact": "cand.worst_recovery_pct", "op": "lt", "value_fact": "request.quality_floor_pct"}
+  {"fact": "quality.expected_pct", "op": "lt", "value_fact": "request.quality_floor_pct"}
 Operators: eq ne lt le gt ge in not_in contains truthy falsy. A comparison with a missing (None)
 fact is false, so "gpu.cc < 8.9" does not fire on an AMD GPU that has no compute capability.
 """
@@ -35,8 +35,10 @@ FACTS: dict[str, str] = {
     "gpu.cc": "NVIDIA compute capability as a number (None on AMD)",
     "gpu.native": "numeric formats the tensor cores run natively (list)",
     "gpu.bf16": "the GPU has BF16",
-    "gpu.count": "GPUs in the replica",
+    "gpu.count": "GPUs the request has for each endpoint",
     "runtime.id": "serving runtime id",
+    "runtime.candidates": "candidate ids the runtime serves (list)",
+    "runtime.kv_formats": "KV-cache format ids the runtime serves (list)",
     "model.moe": "mixture of experts",
     "model.params_b": "total parameters, billions",
     "model.mla": "multi-head latent attention",
@@ -52,15 +54,19 @@ FACTS: dict[str, str] = {
     "cand.method": "method id",
     "cand.needs_calibration": "the method needs calibration data",
     "cand.integer": "the quantized weights are integers",
-    "cand.risk": "published quality risk, 0 none .. 4 high",
-    "cand.worst_recovery_pct": "low end of published accuracy recovery vs BF16, percent",
+    "cand.risk": "published quality risk class, 0 none .. 4 high (knowledge/candidates.yaml)",
     "kv.id": "KV-cache format id",
     "kv.bits": "nominal bits of the KV cache",
     "kv.quantized": "the KV cache is below 16 bits",
-    "kv.risk": "quality risk of the KV format, 0 none .. 4 high",
-    "mem.fits": "the configuration fits at the endpoint's shape",
+    "kv.risk": "quality risk class of the KV format, 0 none .. 4 high",
+    "deploy.tp": "tensor-parallel GPUs in one replica",
+    "deploy.replicas": "data-parallel replicas",
+    "deploy.concurrency": "requests one replica runs at once (the batch a decode step serves)",
+    "mem.fits": "the deployment fits at the endpoint's shape",
     "mem.eight_bit_fits": "some 8-bit candidate fits this endpoint",
     "mem.kv8_fits": "this candidate also fits with an 8-bit or 16-bit KV cache",
+    "quality.expected_pct": "expected accuracy kept vs BF16 for the endpoint's tasks, percent (knowledge/quality.yaml)",
+    "quality.worst_pct": "the low end of that estimate, percent",
     "perf.ttft_ms": "modelled time to first token, ms (advisor/performance.py)",
     "perf.tpot_ms": "modelled time per output token, ms",
     "perf.throughput_tokens_per_s": "modelled output tokens/s of all requests",

@@ -8,6 +8,7 @@ table, the row and the problem (:class:`KnowledgeError`).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,20 @@ def _check_references(k: Knowledge) -> None:
         need(k.schemes, pm.weights, f"perf_measurements.{pm.id}.weights")
         need(k.formats, pm.activations, f"perf_measurements.{pm.id}.activations")
         need(k.kv_formats, pm.kv, f"perf_measurements.{pm.id}.kv")
+    for cell in k.quality.values():
+        table = k.candidates if cell.kind == "weights" else k.kv_formats
+        for config in cell.configs:
+            need(table, config, f"quality.{cell.id}.configs")
+    for kv in k.kv_formats.values():  # the 16-bit caches are the reference (advisor/physics/quality.py)
+        if kv.id not in ("bf16", "fp16") and not any(c.kind == "kv" and kv.id in c.configs for c in k.quality.values()):
+            problems.append(f"quality.yaml has no evidence for KV format {kv.id!r}")
+    for cand in k.candidates.values():
+        if cand.id != "bf16" and not any(c.kind == "weights" and cand.id in c.configs for c in k.quality.values()):
+            problems.append(f"quality.yaml has no evidence for candidate {cand.id!r}")
+    for name in ("quality-size-tiny-max-b", "quality-size-small-max-b", "quality-size-medium-max-b", "quality-fallback-widening",
+                 "near-miss-min-share", "batch-max-concurrency", "explain-alternatives"):
+        if name not in k.decision:
+            problems.append(f"decision.yaml needs a row {name!r}")
     for price in k.gpu_prices.values():
         need(k.gpus, price.gpu, f"gpu_prices.{price.id}.gpu")
     for row in k.calibration:
@@ -174,6 +189,23 @@ def load_knowledge_from(directory: Path) -> Knowledge:
     knowledge = Knowledge(**tables, calibration=tuple(calibration))
     _check_references(knowledge)
     return knowledge
+
+
+_DERIVED: dict[int, tuple[Knowledge, dict[str, Any]]] = {}
+
+
+def derived(knowledge: Knowledge, name: str, build: Callable[[], Any]) -> Any:
+    """A value computed once from a knowledge base and kept beside it (indexes, caches of pure functions of the
+    tables). Knowledge is frozen, so the value stays valid; a few knowledge bases are kept at most."""
+    entry = _DERIVED.get(id(knowledge))
+    if entry is None or entry[0] is not knowledge:
+        if len(_DERIVED) >= 4:
+            _DERIVED.pop(next(iter(_DERIVED)))
+        entry = _DERIVED[id(knowledge)] = (knowledge, {})
+    store = entry[1]
+    if name not in store:
+        store[name] = build()
+    return store[name]
 
 
 @functools.cache

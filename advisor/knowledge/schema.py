@@ -289,14 +289,6 @@ class RuntimeSupport(Frozen):
     source: str | list[str]
 
 
-class QualityEvidence(Frozen):
-    typical_recovery_pct: float  # accuracy kept vs BF16, typical
-    worst_recovery_pct: float  # the low end of published results
-    risk: int = Field(ge=0, le=4)  # 0 none .. 4 high
-    evidence: str
-    source: str | list[str]
-
-
 class Candidate(Row):
     """A weights x activations configuration the engine can recommend."""
 
@@ -313,8 +305,8 @@ class Candidate(Row):
     native_compute: tuple[str, ...] = ()  # formats the GPU must run natively for this candidate
     min_cc: float | None = None  # hardware gate common to all runtimes
     runtimes: dict[str, RuntimeSupport]
-    quality: QualityEvidence
-    base: dict[str, float]  # base scores: latency, throughput (seed 002 and vendor tables)
+    risk: int = Field(ge=0, le=4)  # published quality risk class: 0 none, 1 very low, 2 low-moderate, 3 moderate-high, 4 high
+    risk_note: str = ""  # what the risk class rests on; the numbers are in knowledge/quality.yaml
     notes: str = ""
 
     @property
@@ -323,11 +315,36 @@ class Candidate(Row):
 
 
 # --------------------------------------------------------------------------- rules
+Metric = Literal["quality", "latency", "ttft", "throughput", "cost", "memory", "capacity", "balance"]
+TaskCategory = Literal["general", "reasoning", "code", "long-context", "tools"]
+TASK_CATEGORIES: tuple[str, ...] = TaskCategory.__args__  # type: ignore[attr-defined]
+
+
+class QualityAdjustment(Frozen):
+    """A risk a rule states, in points of accuracy recovery vs BF16 (negative = expected loss)."""
+
+    expected_pct: float = Field(0.0, ge=-20, le=0)
+    worst_pct: float = Field(0.0, ge=-30, le=0)
+    basis: str  # what the figure rests on (a measurement, or "our estimate from ...")
+
+
 class RuleEffect(Frozen):
-    reject: str | None = None  # a reason: the candidate is dropped
-    score: dict[str, float] = {}  # dimension -> delta
-    note: str | None = None  # added to the plan's rationale
-    flags: tuple[str, ...] = ()  # runtime flags the candidate now needs
+    """What a rule does when it fires. A rule states a fact (reject), a risk (quality), a claim that the
+    numbers can confirm or contradict (favours / disfavours), or only words and flags (note, flags)."""
+
+    reject: str | None = None  # a reason: the combination is dropped
+    quality: QualityAdjustment | None = None  # added to the quality model's figures for this combination
+    favours: tuple[Metric, ...] = ()  # the rule claims the configurations it fires on do better here ...
+    disfavours: tuple[Metric, ...] = ()  # ... or worse; the plan checks each claim against the numbers
+    versus: dict[str, Any] | None = None  # the deployments a claim compares with (default: where it does not fire)
+    note: str | None = None  # added to the plan's rationale when the configuration is picked
+    flags: tuple[str, ...] = ()  # runtime flags the configuration now needs
+
+    @model_validator(mode="after")
+    def _does_something(self) -> RuleEffect:
+        if not (self.reject or self.quality or self.favours or self.disfavours or self.note or self.flags):
+            raise ValueError("a rule effect needs reject, quality, favours, disfavours, note or flags")
+        return self
 
 
 class RuleExamples(Frozen):
@@ -366,11 +383,34 @@ class ValidationCheck(Row):
     phase: Literal["before-rollout", "load-test", "after-rollout"] = "before-rollout"
 
 
+ObjectiveMetric = Literal[
+    "expected_recovery_pct", "worst_recovery_pct", "balanced_utility", "gpu_hours_per_million_tokens",
+    "tpot_ms", "ttft_ms", "gpus_needed", "model_bytes_per_gpu", "max_total_concurrency",
+]
+# The sense each objective metric is optimised in: higher is better (max) or lower is better (min).
+METRIC_SENSE: dict[str, str] = {
+    "expected_recovery_pct": "max", "worst_recovery_pct": "max", "balanced_utility": "max",
+    "gpu_hours_per_million_tokens": "min", "tpot_ms": "min", "ttft_ms": "min", "gpus_needed": "min",
+    "model_bytes_per_gpu": "min", "max_total_concurrency": "max",
+}
+
+
+class ObjectiveKey(Frozen):
+    """One step of a priority's objective: keep the options within `within` (absolute, in the metric's unit)
+    or `within_pct` (relative) of the best on this metric, then go on to the next key."""
+
+    metric: ObjectiveMetric
+    within: float | None = Field(None, ge=0)
+    within_pct: float | None = Field(None, ge=0, le=100)
+
+
 class Priority(Row):
     name: str
-    weights: dict[str, float]  # dimension -> weight
-    provider_quantizations: tuple[str, ...]  # seed 002 provider filter for hosted APIs
     description: str
+    objective: tuple[ObjectiveKey, ...] = Field(min_length=1)  # applied in order to the Pareto front
+    formula: str  # the objective in words, as the plan states it
+    points_per_cost_halving: float = Field(0.0, ge=0)  # balanced_utility: accuracy points one halving of cost is worth
+    provider_quantizations: tuple[str, ...]  # seed 002 provider filter for hosted APIs
 
 
 class SeedStatement(Row):
@@ -387,9 +427,14 @@ class Workload(Row):
     prompt_tokens: int = Field(gt=0)
     output_tokens: int = Field(gt=0)
     concurrency: int = Field(gt=0)
+    # requirement: the endpoint must hold this many requests at once (people are waiting on each);
+    # ceiling: an offline or batch endpoint may run fewer or, when the preset's figure is only a default, more:
+    # the engine chooses the concurrency its priority's objective prefers.
+    concurrency_mode: Literal["requirement", "ceiling"] = "requirement"
     priority: str = "balanced"  # default priority for this kind of endpoint (seed 000 step 5)
     uses_tools: bool = False
     structured_output: bool = False
+    quality_tasks: dict[TaskCategory, float] = Field(min_length=1)  # task category -> weight in expected accuracy
     quality_probes: tuple[str, ...] = ()
     notes: str = ""
 
@@ -454,6 +499,39 @@ class RuntimeSpeed(Row):
     notes: str = ""
 
 
+class QualityCell(Row):
+    """Published accuracy of one configuration against BF16, for one model family, size and task category.
+
+    kind weights: `configs` are candidate ids; kind kv: KV-cache format ids. recovery_pct is the mean over
+    the benchmarks named, worst_pct the lowest single one (both % of the BF16 model's score)."""
+
+    kind: Literal["weights", "kv"]
+    configs: tuple[str, ...] = Field(min_length=1)
+    family: str = "any"  # config.json model_type of the measured model (llama, qwen2, ...) or any
+    size: Literal["tiny", "small", "medium", "large", "any"] = "any"  # total parameters: see decision.yaml size buckets
+    task: TaskCategory
+    recovery_pct: float = Field(ge=0, le=110)
+    worst_pct: float = Field(ge=0, le=110)
+    context_tokens: int | None = Field(None, gt=0)  # the context the measurement used, where it matters (KV)
+    benchmarks: str
+    measured_on: str
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _worst_not_above_mean(self) -> QualityCell:
+        if self.worst_pct > self.recovery_pct + 1e-9:
+            raise ValueError("worst_pct cannot exceed recovery_pct")
+        return self
+
+
+class DecisionConstant(Row):
+    """A named figure the decision uses (thresholds, tolerances, caps), each with its meaning and basis."""
+
+    value: float
+    unit: str
+    meaning: str
+
+
 class Knowledge(Frozen):
     formats: dict[str, NumericFormat]
     methods: dict[str, Method]
@@ -472,6 +550,8 @@ class Knowledge(Frozen):
     speed: dict[str, RuntimeSpeed]
     perf_measurements: dict[str, PerfMeasurement]
     gpu_prices: dict[str, GPUPrice]
+    quality: dict[str, QualityCell]
+    decision: dict[str, DecisionConstant]
     calibration: tuple[CalibrationRow, ...]
 
 
@@ -493,6 +573,8 @@ TABLES: dict[str, type[Row]] = {
     "speed": RuntimeSpeed,
     "perf_measurements": PerfMeasurement,
     "gpu_prices": GPUPrice,
+    "quality": QualityCell,
+    "decision": DecisionConstant,
 }
 
 

@@ -14,11 +14,14 @@ from advisor.knowledge.schema import (
     GPU,
     CalibrationRow,
     Candidate,
+    DecisionConstant,
     Knowledge,
     KVFormat,
     Method,
     ModelEntry,
     NumericFormat,
+    Priority,
+    QualityCell,
     Row,
     Rule,
     RuleEffect,
@@ -40,6 +43,9 @@ TABLES: dict[str, tuple[str, str]] = {
     "kv_formats": ("KV-cache formats", "kv_formats.yaml"),
     "candidates": ("Candidates (W/A configurations)", "candidates.yaml"),
     "rules": ("Rules", "rules.yaml"),
+    "quality": ("Quality evidence", "quality.yaml"),
+    "priorities": ("Priorities (objectives)", "priorities.yaml"),
+    "decision": ("Decision constants", "decision.yaml"),
     "validation": ("Validation checks", "validation.yaml"),
     "methods": ("Methods", "methods.yaml"),
     "formats": ("Numeric formats", "formats.yaml"),
@@ -64,8 +70,8 @@ COLUMN_FORMATS: dict[str, str] = {
     "block size": "localized",
     "min CC": "%.1f",
     "tier": "localized",
-    "typical recovery %": "%.1f",
-    "worst recovery %": "%.1f",
+    "recovery %": "%.2f",
+    "worst %": "%.2f",
     "quality risk": "localized",
     "preference": "localized",
     "memory fraction": "%.2f",
@@ -131,12 +137,17 @@ def condition_text(condition: Mapping[str, Any], *, nested: bool = False) -> str
 
 
 def effect_text(effect: RuleEffect) -> str:
-    """What a rule does when it fires: reject, score deltas, runtime flags, plan note."""
+    """What a rule does when it fires: reject, a quality risk, a claim checked against the numbers, runtime
+    flags, plan note."""
     parts = []
     if effect.reject:
         parts.append(f"reject: {effect.reject}")
-    if effect.score:
-        parts.append(", ".join(f"{dim} {delta:+g}" for dim, delta in effect.score.items()))
+    if effect.quality:
+        parts.append(f"quality {effect.quality.expected_pct:+g} expected / {effect.quality.worst_pct:+g} worst points")
+    claims = [f"better {m}" for m in effect.favours] + [f"worse {m}" for m in effect.disfavours]
+    if claims:
+        versus = f" than where {condition_text(effect.versus)}" if effect.versus else " than where it does not fire"
+        parts.append("claims " + ", ".join(claims) + versus)
     if effect.flags:
         parts.append("needs " + " ".join(effect.flags))
     if effect.note:
@@ -278,10 +289,8 @@ def _candidate(c: Candidate) -> DisplayRow:
         "native compute": _join(c.native_compute),
         "min CC": c.min_cc,
         "runtimes": _join(c.runtimes),
-        "typical recovery %": c.quality.typical_recovery_pct,
-        "worst recovery %": c.quality.worst_recovery_pct,
-        "quality risk": c.quality.risk,
-        "evidence": c.quality.evidence,
+        "quality risk": c.risk,
+        "risk note": c.risk_note,
         "source": _sources(c),
     }
 
@@ -365,7 +374,9 @@ def _workload(w: Workload) -> DisplayRow:
         "prompt tokens": w.prompt_tokens,
         "output tokens": w.output_tokens,
         "concurrency": w.concurrency,
+        "concurrency is": w.concurrency_mode,
         "priority": w.priority,
+        "quality tasks": _mapping(w.quality_tasks),
         "uses tools": w.uses_tools,
         "structured output": w.structured_output,
         "quality probes": _join(w.quality_probes),
@@ -399,6 +410,33 @@ def _calibration(c: CalibrationRow) -> DisplayRow:
     }
 
 
+def _quality(c: QualityCell) -> DisplayRow:
+    return {
+        "id": c.id,
+        "kind": c.kind,
+        "configs": _join(c.configs),
+        "family": c.family,
+        "size": c.size,
+        "task": c.task,
+        "recovery %": c.recovery_pct,
+        "worst %": c.worst_pct,
+        "benchmarks": c.benchmarks,
+        "measured on": c.measured_on,
+        "source": _sources(c),
+    }
+
+
+def _priority(p: Priority) -> DisplayRow:
+    keys = ", then ".join(k.metric + (f" (within {k.within:g})" if k.within is not None else "")
+                          + (f" (within {k.within_pct:g}%)" if k.within_pct is not None else "") for k in p.objective)
+    return {"id": p.id, "name": p.name, "objective": p.formula, "keys": keys, "description": p.description,
+            "source": _sources(p)}
+
+
+def _decision(d: DecisionConstant) -> DisplayRow:
+    return {"id": d.id, "value": d.value, "unit": d.unit, "meaning": d.meaning, "source": _sources(d)}
+
+
 _CONVERTERS: dict[str, Callable[[Any], DisplayRow]] = {
     "gpus": _gpu,
     "models": _model,
@@ -413,6 +451,9 @@ _CONVERTERS: dict[str, Callable[[Any], DisplayRow]] = {
     "workloads": _workload,
     "seed_statements": _seed_statement,
     "calibration": _calibration,
+    "quality": _quality,
+    "priorities": _priority,
+    "decision": _decision,
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,14 @@ class Architecture(BaseModel):
     @property
     def is_moe(self) -> bool:
         return self.num_experts > 0
+
+    @cached_property
+    def window_counts(self) -> tuple[tuple[int | None, int], ...]:
+        """(window, layers) pairs: None = full attention. KV sizes sum over these, not over every layer."""
+        counts: dict[int | None, int] = {}
+        for w in self.layer_windows:
+            counts[w] = counts.get(w, 0) + 1
+        return tuple(counts.items())
 
     @property
     def sliding_layers(self) -> int:

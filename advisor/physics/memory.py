@@ -158,8 +158,8 @@ def weight_breakdown(arch: Architecture, layout: Layout) -> list[ModuleBytes]:
     return out
 
 
-def weights_per_gpu(arch: Architecture, layout: Layout, tensor_parallel: int) -> int:
-    """One GPU's share: matrices split evenly across the TP group, vectors replicated."""
+def matrix_vector_bytes(arch: Architecture, layout: Layout) -> tuple[int, int]:
+    """(bytes of matrices, bytes of vectors) of the whole model: matrices split under TP, vectors do not."""
     matrix = vector = 0
     for tensor in tensor_inventory(arch):
         nbytes = _tensor_bytes(tensor, layout)
@@ -167,6 +167,12 @@ def weights_per_gpu(arch: Architecture, layout: Layout, tensor_parallel: int) ->
             matrix += nbytes
         else:
             vector += nbytes
+    return matrix, vector
+
+
+def weights_per_gpu(arch: Architecture, layout: Layout, tensor_parallel: int) -> int:
+    """One GPU's share: matrices split evenly across the TP group, vectors replicated."""
+    matrix, vector = matrix_vector_bytes(arch, layout)
     return math.ceil(matrix / tensor_parallel) + vector
 
 
@@ -203,7 +209,7 @@ def kv_bytes_per_token_layer(arch: Architecture, kv: KVFormat, tensor_parallel: 
 def kv_bytes_per_sequence(arch: Architecture, kv: KVFormat, context: int, tensor_parallel: int = 1) -> int:
     """One sequence of ``context`` tokens on one GPU; a sliding layer holds at most its window."""
     per_layer = kv_bytes_per_token_layer(arch, kv, tensor_parallel)
-    tokens = sum(context if w is None else min(context, w) for w in arch.layer_windows)
+    tokens = sum((context if w is None else min(context, w)) * n for w, n in arch.window_counts)
     return math.ceil(tokens * per_layer)
 
 

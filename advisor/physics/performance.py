@@ -11,7 +11,10 @@ plus the runtime's fixed per-step cost and, under tensor parallelism, the all-re
   and every sequence's KV cache; attention FLOPs grow with the context.
 - Continuous batching: a request's prefill and its share of the batch's decode steps interleave, so the
   aggregate output rate is concurrency x output tokens / (concurrency x prefill time + output x step time).
-All pure functions; constants come from knowledge/speed.yaml (achievable fractions per runtime).
+
+:class:`ModelCost` holds what depends only on the model and its weight layout, so the decision search
+computes it once per weight scheme and calls :func:`speed` for every GPU count, runtime, KV format and
+concurrency it tries. All pure functions; constants come from knowledge/speed.yaml and knowledge/gpus.yaml.
 """
 
 from __future__ import annotations
@@ -69,8 +72,8 @@ def _peak_flops(gpu: GPU, precision: str) -> float:
     return float(value) * 1e12
 
 
-class _Model:
-    """Per-token FLOPs and per-step bytes of one model and weight layout."""
+class ModelCost:
+    """Per-token FLOPs and per-step bytes of one model and weight layout (whole model, before any split)."""
 
     def __init__(self, arch: Architecture, layout: Layout):
         self.arch = arch
@@ -79,33 +82,40 @@ class _Model:
         # matmul FLOPs per token: 2 x the matrices a token passes through (embedding lookup excluded)
         self.matmul_params = sum(t.active_params for t in tensors if t.is_matrix and t.group != "embedding")
         self.expert_bytes = modules["experts"].bytes if "experts" in modules else 0
-        self.dense_bytes = sum(m.bytes for g, m in modules.items() if g not in ("experts", "embedding"))
         # the embedding is a lookup: one row per token, negligible next to the matrices
+        self.dense_bytes = sum(m.bytes for g, m in modules.items() if g not in ("experts", "embedding"))
         self.routed = arch.num_experts
         self.top_k = arch.experts_per_token
+        if arch.mla is not None:
+            self.attn_per_head = arch.mla.qk_nope_head_dim + arch.mla.qk_rope_head_dim + arch.mla.v_head_dim
+        else:
+            self.attn_per_head = 2 * arch.head_dim
+        self.windows = arch.window_counts  # (window or None for full attention, layers)
+        self.kv_dim = arch.mla.cached_dim if arch.mla else arch.head_dim
+        self.kv_vectors = 1 if arch.mla else 2 * arch.num_kv_heads  # cached vectors per token and layer
 
-    def weight_bytes_touched(self, batch: int) -> float:
-        """Bytes of weights a decode step reads: everything dense, plus the experts the batch selects."""
+    def weight_bytes_touched(self, batch: float) -> float:
+        """Bytes of weights one step reads: everything dense, plus the experts `batch` tokens select."""
         if not self.routed:
             return self.dense_bytes
-        touched = 1 - (1 - self.top_k / self.routed) ** batch  # expected share of experts hit by `batch` tokens
+        touched = 1 - (1 - self.top_k / self.routed) ** batch  # expected share of experts hit
         return self.dense_bytes + self.expert_bytes * touched
 
+    def attention_flops(self, positions: float, tokens: float) -> float:
+        """QK^T and AV FLOPs for `tokens` new tokens attending to `positions` cached ones each, all layers."""
+        per = 2 * self.arch.num_heads * self.attn_per_head * tokens
+        return sum(per * (positions if w is None else min(positions, w)) * n for w, n in self.windows)
 
-def _attention_flops(arch: Architecture, positions: float, tokens: int) -> float:
-    """QK^T and AV FLOPs for `tokens` new tokens attending to `positions` cached ones each, all layers."""
-    if arch.mla is not None:
-        per_head = arch.mla.qk_nope_head_dim + arch.mla.qk_rope_head_dim + arch.mla.v_head_dim
-    else:
-        per_head = 2 * arch.head_dim
-    total = 0.0
-    for window in arch.layer_windows:
-        span = positions if window is None else min(positions, window)
-        total += 2 * arch.num_heads * per_head * span * tokens
-    return total
+    def kv_token_layers(self, context: float) -> float:
+        """Token-layers one sequence of `context` tokens holds (a sliding layer holds at most its window)."""
+        return sum((context if w is None else min(context, w)) * n for w, n in self.windows)
+
+    def kv_bytes_per_token_layer(self, kv: KVFormat) -> float:
+        """Bytes of K and V one token adds to one layer, all heads (before any split over GPUs)."""
+        return kv.bytes_per_vector(self.kv_dim) * self.kv_vectors
 
 
-def _allreduce_seconds(arch: Architecture, gpu: GPU, tp: int, tokens: int, speed: RuntimeSpeed) -> float:
+def _allreduce_seconds(arch: Architecture, gpu: GPU, tp: int, tokens: float, speed: RuntimeSpeed) -> float:
     if tp <= 1:
         return 0.0
     link = (gpu.interconnect_gbps or 32.0) * 1e9  # GB/s per GPU
@@ -116,77 +126,89 @@ def _allreduce_seconds(arch: Architecture, gpu: GPU, tp: int, tokens: int, speed
 
 def _phase(compute: float, memory: float, comm: float, overhead: float) -> Phase:
     core = max(compute, memory)
-    return Phase(seconds=core + comm + overhead, compute_seconds=compute, memory_seconds=memory,
-                 comm_seconds=comm, bound="compute" if compute >= memory else "memory")
+    return Phase.model_construct(seconds=core + comm + overhead, compute_seconds=compute, memory_seconds=memory,
+                                 comm_seconds=comm, bound="compute" if compute >= memory else "memory")
 
 
-def estimate_speed(arch: Architecture, layout: Layout, kv: KVFormat, gpu: GPU, tp: int, activations: str,
-                   weight_only: bool, prompt_tokens: int, output_tokens: int, concurrency: int,
-                   speed: RuntimeSpeed, usd_per_gpu_hour: float | None = None) -> Performance:
-    model = _Model(arch, layout)
+def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, weight_only: bool,
+          prompt_tokens: int, output_tokens: int, concurrency: int, rt: RuntimeSpeed,
+          usd_per_gpu_hour: float | None = None, *, explain: bool = False) -> Performance:
+    """One replica of `tp` GPUs serving `concurrency` requests of `prompt_tokens` in, `output_tokens` out.
+
+    Returns times in ms, tokens/s and USD per million output tokens (None without a price). `explain` adds the
+    assumptions in words (the search leaves them out of the hundreds of options it only compares).
+    """
+    arch = cost.arch
     precision = matmul_precision(gpu, activations)
     matmul = gpu.matmul_efficiency  # the best a matmul reaches on this GPU (knowledge/gpus.yaml)
-    typical = ", typical, not measured" if "matmul_efficiency" in gpu.unverified else ""
-    peak = _peak_flops(gpu, precision) * matmul * speed.compute_efficiency * tp
-    bandwidth = gpu.memory_bandwidth_tbps * 1e12 * speed.memory_efficiency * tp
-    dequant = 1 + speed.dequant_overhead if weight_only else 1.0  # weight_only: quantized weights, 16-bit matmuls
-    kv_dim = arch.mla.cached_dim if arch.mla else arch.head_dim
-    kv_heads = 1 if arch.mla else 2 * arch.num_kv_heads
-    kv_per_token = kv.bytes_per_vector(kv_dim) * kv_heads  # one layer, all heads, K and V
+    peak_one = _peak_flops(gpu, precision)
+    peak = peak_one * matmul * rt.compute_efficiency * tp
+    bandwidth = gpu.memory_bandwidth_tbps * 1e12 * rt.memory_efficiency * tp
+    dequant = 1 + rt.dequant_overhead if weight_only else 1.0  # quantized weights, 16-bit matmuls
+    kv_per_token = cost.kv_bytes_per_token_layer(kv)
+    layers = cost.arch.num_layers
+    flops_per_token = 2 * cost.matmul_params * dequant
 
     # prefill: one prompt of P tokens
     p = prompt_tokens
-    prefill_flops = 2 * model.matmul_params * p * dequant + _attention_flops(arch, p / 2, p)
-    prefill_bytes = model.weight_bytes_touched(p) + kv_per_token * p * len(arch.layer_windows)
-    prefill = _phase(prefill_flops / peak, prefill_bytes / bandwidth, _allreduce_seconds(arch, gpu, tp, p, speed),
-                     speed.prefill_overhead_ms / 1000)
+    prefill = _phase((flops_per_token * p + cost.attention_flops(p / 2, p)) / peak,
+                     (cost.weight_bytes_touched(p) + kv_per_token * p * layers) / bandwidth,
+                     _allreduce_seconds(arch, gpu, tp, p, rt), rt.prefill_overhead_ms / 1000)
 
     # decode: one step for `concurrency` sequences at the average context over the generation
     b = concurrency
     context = prompt_tokens + output_tokens / 2
-    decode_flops = 2 * model.matmul_params * b * dequant + _attention_flops(arch, context, b)
-    kv_tokens = sum(context if w is None else min(context, w) for w in arch.layer_windows)
-    decode_bytes = model.weight_bytes_touched(b) + kv_per_token * kv_tokens * b
-    decode = _phase(decode_flops / peak, decode_bytes / bandwidth, _allreduce_seconds(arch, gpu, tp, b, speed),
-                    speed.step_overhead_ms / 1000)
+    decode = _phase((flops_per_token * b + cost.attention_flops(context, b)) / peak,
+                    (cost.weight_bytes_touched(b) + kv_per_token * cost.kv_token_layers(context) * b) / bandwidth,
+                    _allreduce_seconds(arch, gpu, tp, b, rt), rt.step_overhead_ms / 1000)
 
     # For throughput, prompts are prefilled together in passes of up to the runtime's prefill_chunk_tokens
     # (knowledge/speed.yaml), one weight read per pass, as vLLM's max_num_batched_tokens and TensorRT-LLM's
     # max_num_tokens do; TTFT above is one prompt alone.
-    per_chunk = max(1, speed.prefill_chunk_tokens // p)
-    chunk_tokens = p * min(per_chunk, b)
-    chunk_flops = 2 * model.matmul_params * chunk_tokens * dequant + _attention_flops(arch, p / 2, chunk_tokens)
-    chunk_bytes = model.weight_bytes_touched(chunk_tokens) + kv_per_token * chunk_tokens * len(arch.layer_windows)
-    chunk = _phase(chunk_flops / peak, chunk_bytes / bandwidth,
-                   _allreduce_seconds(arch, gpu, tp, chunk_tokens, speed), speed.prefill_overhead_ms / 1000)
-    prefill_share = chunk.seconds / min(per_chunk, b)  # prefill time per request when packed
-    cycle = b * prefill_share + output_tokens * decode.seconds
+    per_chunk = max(1, rt.prefill_chunk_tokens // p)
+    together = min(per_chunk, b)
+    chunk_tokens = p * together
+    chunk = _phase((flops_per_token * chunk_tokens + cost.attention_flops(p / 2, chunk_tokens)) / peak,
+                   (cost.weight_bytes_touched(chunk_tokens) + kv_per_token * chunk_tokens * layers) / bandwidth,
+                   _allreduce_seconds(arch, gpu, tp, chunk_tokens, rt), rt.prefill_overhead_ms / 1000)
+    cycle = b * chunk.seconds / together + output_tokens * decode.seconds
     throughput = b * output_tokens / cycle
-    cost = None
+    cost_per_million = None
     if usd_per_gpu_hour:
-        cost = usd_per_gpu_hour * tp / (throughput * 3600) * 1e6
-    return Performance(
+        cost_per_million = usd_per_gpu_hour * tp / (throughput * 3600) * 1e6
+    assumptions: list[str] = []
+    if explain:
+        typical = ", typical, not measured" if "matmul_efficiency" in gpu.unverified else ""
+        assumptions = [
+            f"matmuls at the {precision.upper()} peak of {peak_one / 1e12:,.0f} TFLOPS x "
+            f"{matmul:.0%} (best matmul on this GPU{typical}) x {rt.compute_efficiency:.0%} (runtime)"
+            + (f", +{rt.dequant_overhead:.0%} for weight dequantization" if dequant > 1 else ""),
+            f"bandwidth {gpu.memory_bandwidth_tbps} TB/s x {rt.memory_efficiency:.0%} achievable",
+            f"decode reads the weights once per step and {b} sequence(s) of KV at {context:,.0f} tokens on average",
+            "TTFT is one prompt's prefill with no queueing; under load, requests also wait for each other",
+            f"throughput interleaves prompts (prefilled together, up to {rt.prefill_chunk_tokens:,} tokens a pass) "
+            "with the batch's decode steps (continuous batching)",
+        ] + ([f"tensor parallel over {tp} GPUs: two all-reduces per layer over "
+              f"{gpu.interconnect_gbps or 32:g} GB/s"] if tp > 1 else [])
+    return Performance.model_construct(
         ttft_ms=prefill.seconds * 1000,
         tpot_ms=decode.seconds * 1000,
         decode_tokens_per_s=1 / decode.seconds,
         throughput_tokens_per_s=throughput,
         bound={"prefill": prefill.bound, "decode": decode.bound},
         matmul_precision=precision,
-        peak_tflops=_peak_flops(gpu, precision) / 1e12,
-        cost_per_million_tokens=cost,
+        peak_tflops=peak_one / 1e12,
+        cost_per_million_tokens=cost_per_million,
         usd_per_gpu_hour=usd_per_gpu_hour,
         prefill=prefill,
         decode=decode,
-        assumptions=[
-            f"matmuls at the {precision.upper()} peak of {_peak_flops(gpu, precision) / 1e12:,.0f} TFLOPS x "
-            f"{matmul:.0%} (best matmul on this GPU{typical}) x {speed.compute_efficiency:.0%} (runtime)"
-            + (f", +{speed.dequant_overhead:.0%} for weight dequantization" if dequant > 1 else ""),
-            f"bandwidth {gpu.memory_bandwidth_tbps} TB/s x {speed.memory_efficiency:.0%} achievable",
-            f"decode reads the weights once per step and {b} sequence(s) of KV at {context:,.0f} tokens on average",
-            "TTFT is one prompt's prefill with no queueing; under load, requests also wait for each other",
-            f"throughput interleaves prompts (prefilled together, up to {speed.prefill_chunk_tokens:,} tokens a pass) "
-            "with the batch's "
-            "decode steps (continuous batching)",
-        ] + ([f"tensor parallel over {tp} GPUs: two all-reduces per layer over "
-              f"{gpu.interconnect_gbps or 32:g} GB/s"] if tp > 1 else []),
+        assumptions=assumptions,
     )
+
+
+def estimate_speed(arch: Architecture, layout: Layout, kv: KVFormat, gpu: GPU, tp: int, activations: str,
+                   weight_only: bool, prompt_tokens: int, output_tokens: int, concurrency: int,
+                   rt: RuntimeSpeed, usd_per_gpu_hour: float | None = None) -> Performance:
+    """:func:`speed` for one configuration, with its assumptions in words (the `estimate --perf` path)."""
+    return speed(ModelCost(arch, layout), kv, gpu, tp, activations, weight_only, prompt_tokens, output_tokens,
+                 concurrency, rt, usd_per_gpu_hour, explain=True)

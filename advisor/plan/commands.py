@@ -119,8 +119,13 @@ def runtime_commands(
     gpus: int,
     shape: Shape,
     extra_flags: list[str],
+    replicas: int = 1,
+    concurrency: int | None = None,
 ) -> RuntimeCommands:
+    """The serve command for one deployment: `gpus` tensor-parallel GPUs per replica, `replicas` data-parallel
+    copies, `concurrency` requests per replica (default: the endpoint's)."""
     serve = runtime.serve
+    concurrency = concurrency or shape.concurrency
     quant = quantization_for(k, model_id, cand, kv, runtime, shape)
     if serve is None:
         return RuntimeCommands(
@@ -137,8 +142,9 @@ def runtime_commands(
         "checkpoint": checkpoint_for(model_id, cand, runtime),
         "gpus": gpus,
         "context": shape.context,
-        "total_context": shape.context * shape.concurrency,
-        "concurrency": shape.concurrency,
+        "total_context": shape.context * concurrency,
+        "concurrency": concurrency,
+        "replicas": replicas,
         "utilization": f"{runtime.memory.utilization_default:g}",
         "kv_flag": kv.runtime_flags.get(runtime.id, ""),
         "prompt_tokens": shape.prompt_tokens,
@@ -147,6 +153,7 @@ def runtime_commands(
     quant_flag = support.quantization_flag if support and support.how in ("online", "checkpoint") else None
     wanted = {
         "tensor_parallel": gpus > 1,
+        "data_parallel": replicas > 1,
         "max_context": True,
         "max_prompt": True,
         "max_sequences": True,
@@ -167,6 +174,9 @@ def runtime_commands(
         else None
     )
     notes = [serve.notes] if serve.notes else []
+    if replicas > 1 and "data_parallel" not in serve.flags:
+        notes.append(f"{runtime.name} has no data-parallel flag: run {replicas} copies of this command, each on its "
+                     f"own {gpus} GPU(s) (CUDA_VISIBLE_DEVICES), behind a load balancer")
     return RuntimeCommands(
         name=runtime.name,
         version=runtime.version,

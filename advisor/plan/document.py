@@ -1,7 +1,14 @@
-"""The deployment plan (schema version 1): build it from a request, dump it as YAML, load it back.
+"""The deployment plan (schema version 2): the decision rendered as a document, dumped as YAML, loaded back.
 
-A plan carries its request, so ``load(dump(plan))`` gives the same request and therefore the same
-recommendation. ``load`` also accepts a bare request document (the same fields as :class:`Request`).
+The plan renders :class:`advisor.decide.result.RecommendResult`; every figure in it comes from the
+decision, none is computed here. A plan carries its request, so ``load(dump(plan))`` gives the same request
+and therefore the same recommendation. ``load`` also accepts a bare request document and schema-1 plans
+(their request section is unchanged).
+
+Schema 2 adds per endpoint: ``deployment`` (runtime, tensor parallel x replicas, requests per replica),
+``quality`` (expected and worst-case accuracy vs BF16 with its evidence), ``cost``, ``pareto`` (the
+non-dominated options), ``near_misses``, ``claims`` (rules of thumb checked against the numbers) and a
+``rationale`` that is never empty.
 """
 
 from __future__ import annotations
@@ -12,8 +19,8 @@ import yaml
 from pydantic import ValidationError
 
 from advisor import __version__
-from advisor.decide.recommend import Combo, EndpointResult, RecommendResult, recommend
-from advisor.decide.rules import evaluate
+from advisor.decide.engine import recommend
+from advisor.decide.result import Deployment, EndpointResult, RecommendResult
 from advisor.errors import AdvisorInputError
 from advisor.intake.request import Request, check_ids
 from advisor.knowledge import load_knowledge
@@ -21,7 +28,8 @@ from advisor.knowledge.schema import Knowledge
 from advisor.physics import memory
 from advisor.plan.commands import CALIBRATION_SAMPLES, CALIBRATION_SEQ_LEN, runtime_commands
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READS = (1, 2)  # schema versions load() accepts
 MAX_PLAN_BYTES = 1_000_000
 GIB = memory.GIB
 
@@ -38,94 +46,15 @@ def _gib(n: int | float | None) -> float | None:
     return None if n is None else round(n / GIB, 2)
 
 
-def _notation(k: Knowledge, combo: Combo) -> str:
-    kv = k.kv_formats[combo.kv]
-    return f"{k.candidates[combo.candidate].notation} KV-{kv.id.upper()}"
+def notation(k: Knowledge, candidate: str, kv: str) -> str:
+    return f"{k.candidates[candidate].notation} KV-{kv.upper()}"
 
 
-def _scenario(k: Knowledge, combo: Combo) -> str:
-    cand, kv = k.candidates[combo.candidate], k.kv_formats[combo.kv]
-    base = cand.scenario
-    if k.formats[kv.format].bits < 16:
+def _scenario(k: Knowledge, dep: Deployment) -> str:
+    base = k.candidates[dep.candidate].scenario
+    if k.formats[k.kv_formats[dep.kv].format].bits < 16:
         return "D" if base == "baseline" else f"{base}+D"
     return base
-
-
-def _weights_section(k: Knowledge, result: RecommendResult, combo: Combo, ctx_layout) -> dict[str, Any]:
-    cand = k.candidates[combo.candidate]
-    modules = memory.weight_breakdown(result.model.architecture, ctx_layout)
-    quantized = [m for m in modules if m.quantized]
-    fmt = quantized[0].format if quantized else modules[0].format
-    params = sum(m.params for m in modules)
-    total = sum(m.bytes for m in modules)
-    return {
-        "format": k.formats[fmt].plan_format,
-        "numeric_format": fmt,
-        "scheme": cand.weights
-        if cand.weights != "native"
-        else f"native ({result.model.native.scheme}"
-        + "".join(f", {g} {s}" for g, s in result.model.native.overrides.items())
-        + ")",
-        "method": cand.method,
-        "bits_per_weight": round(8 * total / params, 3),
-        "bits_per_quantized_weight": round(8 * sum(m.bytes for m in quantized) / sum(m.params for m in quantized), 3)
-        if quantized
-        else None,
-        "granularity": cand.granularity,
-    }
-
-
-def _high_precision_layers(layout, gpu_bf16: bool, present: set[str]) -> list[str]:
-    label = "BF16" if gpu_bf16 else "FP16"
-    kept = [g for g, s in layout.groups.items() if not s.quantized and g in present]
-    out = [f"{g} ({label})" for g in kept if g != "norms"]
-    out.append(f"norm scales ({label})")
-    out.append("rotary embeddings and final logits (computed in 16/32-bit, not stored quantized)")
-    return out
-
-
-def _calibration(k: Knowledge, combo: Combo, shape, runtime_id: str) -> dict[str, Any]:
-    cand, kv = k.candidates[combo.candidate], k.kv_formats[combo.kv]
-    method = k.methods[cand.method] if cand.method else None
-    plan: dict[str, Any]
-    if method and method.calibration.needs_data and cand.weights != "native":
-        plan = {
-            "needed": True,
-            "samples": CALIBRATION_SAMPLES,
-            "samples_range": "128-512",
-            "sequence_length": min(CALIBRATION_SEQ_LEN, max(512, shape.prompt_tokens)),
-            "data": f"prompts sampled from this endpoint's own traffic ({shape.workload.name}); short, varied, "
-            "representative; never the evaluation set",
-            "statistics": "activations after layer norms and at attention/MLP inputs",
-            "method_notes": method.calibration.notes,
-        }
-    else:
-        why = method.calibration.notes if method else "nothing is quantized"
-        plan = {"needed": False, "why": why}
-    if kv.id == "fp8" and runtime_id == "vllm":
-        plan["kv_cache_scales"] = (
-            "without calibrated KV scales in the checkpoint vLLM uses 1.0; add a "
-            "kv_cache_scheme to the llm-compressor recipe to calibrate them"
-        )
-    return plan
-
-
-def _validation(k: Knowledge, facts: dict) -> list[dict[str, Any]]:
-    out = []
-    for check in k.validation.values():
-        if evaluate(check.when, facts):
-            out.append(
-                {
-                    "id": check.id,
-                    "check": check.title,
-                    "metric": check.metric,
-                    "threshold": check.threshold,
-                    "why": check.why,
-                    "phase": check.phase,
-                    "source": check.sources,
-                }
-            )
-    return out
 
 
 def memory_per_gpu(fit) -> dict[str, float | None] | None:
@@ -140,10 +69,10 @@ def memory_per_gpu(fit) -> dict[str, float | None] | None:
     }
 
 
-def performance_section(perf) -> dict[str, Any] | None:
+def performance_section(perf, measured: bool | None = None) -> dict[str, Any] | None:
     if perf is None:
         return None
-    return {
+    out = {
         "ttft_ms": round(perf.ttft_ms, 1),
         "tpot_ms": round(perf.tpot_ms, 2),
         "decode_tokens_per_s": round(perf.decode_tokens_per_s, 1),
@@ -153,68 +82,106 @@ def performance_section(perf) -> dict[str, Any] | None:
         "cost_per_million_tokens": None if perf.cost_per_million_tokens is None
         else round(perf.cost_per_million_tokens, 3),
         "usd_per_gpu_hour": perf.usd_per_gpu_hour,
-        "assumptions": perf.assumptions,
+        "assumptions": list(perf.assumptions),
+    }
+    if measured is not None:
+        out["speed_backed_by_measurements"] = measured
+    return out
+
+
+def quality_section(dep: Deployment) -> dict[str, Any]:
+    q = dep.quality
+    return {
+        "expected_recovery_pct": round(q.expected_recovery_pct, 2),
+        "worst_recovery_pct": round(q.worst_recovery_pct, 2),
+        "by_task": [{"task": t.task, "weight": t.weight, "recovery_pct": round(t.recovery_pct, 2),
+                     "worst_pct": round(t.worst_pct, 2), "evidence": [c for c in (t.weights_cell, t.kv_cell) if c],
+                     "match": t.match} for t in q.tasks],
+        "adjustments": [a.model_dump() for a in q.adjustments],
+        "nearest_evidence": list(q.fallback_notes),
+        "source": list(q.sources),
     }
 
 
-def _combo_brief(k: Knowledge, combo: Combo, rank: int | None = None) -> dict[str, Any]:
-    fit = combo.memory
-    why = [f.title for f in combo.fired if not f.effect.startswith("reject")][:3]
+def _layout(dep: Deployment) -> dict[str, Any]:
+    return {"tensor_parallel": dep.layout.tensor_parallel, "replicas": dep.layout.replicas, "gpus": dep.layout.gpus,
+            "requests_per_replica": dep.concurrency, "total_requests": dep.total_concurrency}
+
+
+def brief(k: Knowledge, dep: Deployment, rank: int | None = None) -> dict[str, Any]:
+    """One deployment in a line of numbers: precision, runtime, layout, memory, speed, cost, accuracy."""
     out: dict[str, Any] = {
-        "candidate": combo.candidate,
-        "name": k.candidates[combo.candidate].name,
-        "notation": _notation(k, combo),
-        "runtime": combo.runtime,
-        "score": round(combo.total, 2),
-        "total_gib_per_gpu": _gib(fit.total_bytes_per_gpu) if fit else None,
-        "fits": bool(fit and fit.fits),
-        "max_concurrency": fit.max_concurrency if fit else None,
-        "memory_per_gpu_gib": memory_per_gpu(fit),
-        "performance": performance_section(combo.performance),
-        "favoured_by": why,
+        "candidate": dep.candidate,
+        "kv": dep.kv,
+        "name": k.candidates[dep.candidate].name,
+        "notation": notation(k, dep.candidate, dep.kv),
+        "runtime": dep.runtime,
+        "layout": _layout(dep),
+        "fits": bool(dep.memory.fits),
+        "total_gib_per_gpu": _gib(dep.memory.total_bytes_per_gpu),
+        "max_concurrency": dep.memory.max_concurrency * dep.layout.replicas,
+        "memory_per_gpu_gib": memory_per_gpu(dep.memory),
+        "quality": {"expected_recovery_pct": round(dep.quality.expected_recovery_pct, 2),
+                    "worst_recovery_pct": round(dep.quality.worst_recovery_pct, 2)},
+        "performance": performance_section(dep.performance, bool(dep.metrics.get("speed_measured"))),
+        "gpu_hours_per_million_tokens": round(dep.metrics["gpu_hours_per_million_tokens"], 4),
     }
     if rank is not None:
         out = {"rank": rank, **out}
     return out
 
 
-def _alternatives(k: Knowledge, er: EndpointResult, limit: int = 5) -> list[dict[str, Any]]:
-    """The best KV choice of each other candidate, then other KV choices of the pick."""
-    seen = {(er.pick.candidate if er.pick else None)}
-    notations = {_notation(k, er.pick) if er.pick else None}
-    out = []
-    for combo in er.ranked[1:]:
-        # one row per candidate, and none that reads the same as one already listed (the FP16 baseline
-        # on a BF16 GPU with a BF16 cache is the BF16 baseline to the reader)
-        if combo.candidate in seen or _notation(k, combo) in notations and k.candidates[combo.candidate].tier >= 16:
-            continue
-        seen.add(combo.candidate)
-        notations.add(_notation(k, combo))
-        out.append(_combo_brief(k, combo, rank=len(out) + 2))
-        if len(out) >= limit:
-            break
-
-    def bits(c: Combo) -> int:
-        return k.formats[k.kv_formats[c.kv].format].bits
-
-    same, seen_bits = [], {bits(er.pick)} if er.pick else set()
-    for c in er.ranked[1:]:
-        if er.pick and c.candidate == er.pick.candidate and bits(c) not in seen_bits:
-            seen_bits.add(bits(c))
-            same.append(c)
-    out += [{**_combo_brief(k, c), "rank": None, "note": "same weights, other KV cache"} for c in same]
-    return out
+def _weights_section(k: Knowledge, result: RecommendResult, dep: Deployment) -> dict[str, Any]:
+    cand, info = k.candidates[dep.candidate], dep.weights
+    native = result.model.native
+    return {
+        "format": k.formats[info.numeric_format].plan_format,
+        "numeric_format": info.numeric_format,
+        "scheme": cand.weights if cand.weights != "native" else f"native ({native.scheme}"
+        + "".join(f", {g} {s}" for g, s in native.overrides.items()) + ")",
+        "method": cand.method,
+        "bits_per_weight": info.bits_per_weight,
+        "bits_per_quantized_weight": info.bits_per_quantized_weight,
+        "granularity": cand.granularity,
+    }
 
 
-def _memory_section(k: Knowledge, result: RecommendResult, er: EndpointResult, combo: Combo) -> dict[str, Any]:
-    fit = combo.memory
-    assert fit is not None
-    g = fit.gpus
-    arch = result.model.architecture
-    kv = k.kv_formats[combo.kv]
-    longest = memory.max_context(
-        arch, kv, er.shape.concurrency, max(0, fit.kv_budget_bytes_per_gpu), g, arch.max_position or 1 << 20
-    )
+def _high_precision_layers(groups: list[str], gpu_bf16: bool) -> list[str]:
+    label = "BF16" if gpu_bf16 else "FP16"
+    return [f"{g} ({label})" for g in groups] + [
+        f"norm scales ({label})", "rotary embeddings and final logits (computed in 16/32-bit, not stored quantized)"]
+
+
+def _calibration(k: Knowledge, dep: Deployment, shape) -> dict[str, Any]:
+    cand, kv = k.candidates[dep.candidate], k.kv_formats[dep.kv]
+    method = k.methods[cand.method] if cand.method else None
+    plan: dict[str, Any]
+    if method and method.calibration.needs_data and cand.weights != "native":
+        plan = {
+            "needed": True,
+            "samples": CALIBRATION_SAMPLES,
+            "samples_range": "128-512",
+            "sequence_length": min(CALIBRATION_SEQ_LEN, max(512, shape.prompt_tokens)),
+            "data": f"prompts sampled from this endpoint's own traffic ({shape.workload.name}); short, varied, "
+            "representative; never the evaluation set",
+            "statistics": "activations after layer norms and at attention/MLP inputs",
+            "method_notes": method.calibration.notes,
+        }
+    else:
+        plan = {"needed": False, "why": method.calibration.notes if method else "nothing is quantized"}
+    if kv.id == "fp8" and dep.runtime == "vllm":
+        plan["kv_cache_scales"] = ("without calibrated KV scales in the checkpoint vLLM uses 1.0; add a "
+                                   "kv_cache_scheme to the llm-compressor recipe to calibrate them")
+    return plan
+
+
+def _validation(k: Knowledge, ids: list[str]) -> list[dict[str, Any]]:
+    return [{"id": c.id, "check": c.title, "metric": c.metric, "threshold": c.threshold, "why": c.why,
+             "phase": c.phase, "source": c.sources} for c in (k.validation[i] for i in ids)]
+
+
+def _memory_section(dep: Deployment, shape) -> dict[str, Any]:
+    fit, g, r = dep.memory, dep.layout.tensor_parallel, dep.layout.replicas
     return {
         "weights_gib": _gib(fit.weights_bytes_per_gpu * g),
         "weights_gb_decimal": round(fit.weights_bytes / 1e9, 2),
@@ -223,18 +190,177 @@ def _memory_section(k: Knowledge, result: RecommendResult, er: EndpointResult, c
         "total_gib": _gib(fit.total_bytes_per_gpu * g),
         "capacity_gib": _gib(fit.capacity_bytes_per_gpu * g),
         "fits": fit.fits,
-        "max_concurrency": fit.max_concurrency,
-        "max_context": longest,
+        "max_concurrency": fit.max_concurrency * r,
+        "max_context": fit.max_context,
         "gpus": g,
-        "includes": "weights (checkpoint share per GPU), KV cache at concurrency x context, runtime activations, "
-        "CUDA context and the headroom the runtime's memory-utilization setting leaves unused",
+        "replicas": r,
+        "per": "one replica" if r > 1 else "the deployment",
+        "includes": "weights (checkpoint share per GPU), KV cache at the replica's requests x context, runtime "
+        "activations, CUDA context and the headroom the runtime's memory-utilization setting leaves unused",
     }
+
+
+def _rejection(r) -> dict[str, Any]:
+    out = {"candidate": r.candidate, "notation": r.notation, "reasons": [x.text for x in r.reasons],
+           "rules": [x.rule for x in r.reasons if x.rule]}
+    if r.memory is not None:
+        out["closest_kv"] = r.kv
+        out["memory_per_gpu_gib"] = memory_per_gpu(r.memory)
+    return out
+
+
+def _summary(k: Knowledge, result: RecommendResult, er: EndpointResult, dep: Deployment) -> str:
+    cand, kv, runtime = k.candidates[dep.candidate], k.kv_formats[dep.kv], k.runtimes[dep.runtime]
+    name, words = result.model.name, notation(k, dep.candidate, dep.kv)
+    mem, perf, q = dep.memory, dep.performance, dep.quality
+    if er.fits:
+        layout = f" as {dep.layout.words()}" if dep.layout.gpus > 1 else ""
+        cost = (f", ${perf.cost_per_million_tokens:,.2f} per million tokens" if perf.cost_per_million_tokens
+                is not None else "")
+        return (f"Serve {name} as {words} ({cand.name}; {kv.name}) on {runtime.name} {runtime.version}{layout}: "
+                f"{q.expected_recovery_pct:.1f}% expected accuracy vs BF16, {perf.tpot_ms:,.1f} ms per token, "
+                f"{perf.throughput_tokens_per_s:,.0f} tokens/s{cost}; room for "
+                f"{mem.max_concurrency * dep.layout.replicas:,} sequences of {er.shape.context:,} tokens.")
+    if mem.fits:
+        return (f"No configuration meets your targets: the closest, {words}, fits in memory but needs "
+                + "; ".join(er.what_would_fit) + ".")
+    total, cap = _gib(mem.total_bytes_per_gpu * mem.gpus), _gib(mem.capacity_bytes_per_gpu * mem.gpus)
+    return (f"Does not fit: even the smallest servable option, {words}, needs {total} GiB against {cap} GiB. "
+            "What would fit: " + ("; ".join(er.what_would_fit) if er.what_would_fit else "a larger GPU") + ".")
+
+
+def _endpoint(k: Knowledge, result: RecommendResult, er: EndpointResult) -> dict[str, Any]:
+    shape = er.shape
+    out: dict[str, Any] = {
+        "name": shape.name,
+        "workload": shape.workload.id,
+        "priority": shape.priority,
+        "objective": er.objective,
+        "shape": {"prompt_tokens": shape.prompt_tokens, "output_tokens": shape.output_tokens,
+                  "concurrency": shape.concurrency, "concurrency_mode": er.concurrency_mode, "context": shape.context},
+        "fits": er.fits,
+        "evaluated": er.evaluated,
+        "quality_probes": list(shape.workload.quality_probes),
+    }
+    pick = er.pick
+    if pick is None:
+        out["summary"] = ("Nothing this runtime and GPU can serve fits, even at the lowest precision: see rejected "
+                          "for each configuration's reason.")
+        out["rationale"] = [{"kind": "numbers", "text": out["summary"], "rule": None, "source": []}]
+        out["rejected"] = [_rejection(r) for r in er.rejected]
+        return out
+    cand, kv, runtime = k.candidates[pick.candidate], k.kv_formats[pick.kv], k.runtimes[pick.runtime]
+    act_format = cand.activations if result.gpu.supports_bf16 or cand.activations != "bf16" else "fp16"
+    out["summary"] = _summary(k, result, er, pick)
+    out["recommendation"] = {
+        "candidate": pick.candidate,
+        "notation": notation(k, pick.candidate, pick.kv),
+        "scenario": _scenario(k, pick),
+        "weights": _weights_section(k, result, pick),
+        "activations": {"format": k.formats[act_format].plan_format,
+                        "granularity": "per-token dynamic scales" if not cand.weight_only
+                        else "unquantized (16-bit); weights are dequantized inside the matmul kernels"},
+        "kv_cache": {"format": k.formats[kv.format].plan_format, "kv_format": kv.id,
+                     "bytes_per_element": pick.weights.kv_bytes_per_element, "granularity": kv.granularity},
+        "high_precision_layers": _high_precision_layers(pick.weights.high_precision_groups, result.gpu.supports_bf16),
+        "calibration": _calibration(k, pick, shape),
+        "quality_evidence": {"risk_class": cand.risk, "note": cand.risk_note,
+                             "expected_recovery_pct": round(pick.quality.expected_recovery_pct, 2),
+                             "worst_recovery_pct": round(pick.quality.worst_recovery_pct, 2)},
+    }
+    out["deployment"] = {"runtime": runtime.id, "runtime_version": runtime.version, **_layout(pick)}
+    out["quality"] = quality_section(pick)
+    out["memory"] = _memory_section(pick, shape)
+    out["performance"] = performance_section(pick.performance, bool(pick.metrics.get("speed_measured")))
+    out["cost"] = {"usd_per_gpu_hour": pick.performance.usd_per_gpu_hour,
+                   "cost_per_million_tokens": out["performance"]["cost_per_million_tokens"],
+                   "gpu_hours_per_million_tokens": round(pick.metrics["gpu_hours_per_million_tokens"], 4)}
+    out["why"] = [item.text for item in er.rationale]
+    out["rationale"] = [item.model_dump() for item in er.rationale]
+    out["claims"] = [c.model_dump() for c in er.claims]
+    if not er.fits:
+        out["what_would_fit"] = er.what_would_fit
+    out["pareto"] = [{**brief(k, d), "pick": d is pick} for d in er.pareto]
+    out["options"] = _options(k, er)
+    out["alternatives"] = _alternatives(k, er)
+    out["near_misses"] = [{"text": n.text, "serves": n.serves, "required": n.required, **brief(k, n.deployment)}
+                          for n in er.near_misses]
+    out["rejected"] = [_rejection(r) for r in er.rejected]
+    out["fallback"] = {**brief(k, er.fallback), "why": er.fallback_why} if er.fallback else None
+    out["ladder"] = [
+        {"step": i + 1, "role": s.role, "notation": notation(k, s.candidate, s.kv), "candidate": s.candidate,
+         "runtime": s.runtime, "fits": s.fits, "total_gib_per_gpu": _gib(s.total_bytes_per_gpu), "note": s.note,
+         **({"quality": {"expected_recovery_pct": round(s.deployment.quality.expected_recovery_pct, 2)},
+             "performance": performance_section(s.deployment.performance)} if s.deployment else {})}
+        for i, s in enumerate(er.ladder)
+    ]
+    out["kv_options"] = [o.model_dump() for o in er.kv_options]
+    out["validation"] = _validation(k, er.validation)
+    out["notes"] = list(pick.notes)
+    commands = runtime_commands(k, result.model.id, cand, kv, runtime, result.gpu, pick.layout.tensor_parallel,
+                                shape, pick.flags, replicas=pick.layout.replicas, concurrency=pick.concurrency)
+    out["runtime"] = {**commands.model_dump(), "id": runtime.id, "chosen_by": er.runtime_chosen_by}
+    return out
+
+
+MAX_OPTIONS = 60
+
+
+def _options(k: Knowledge, er: EndpointResult) -> list[dict[str, Any]]:
+    """The best deployment of each configuration and runtime the engine ranked (best first, up to
+    MAX_OPTIONS), in one line of numbers each: what the trade-off chart draws."""
+    front = {id(d) for d in er.pareto}
+    out, seen = [], set()
+    for d in er.ranked:
+        key = (d.candidate, d.kv, d.runtime)
+        if key in seen:
+            continue
+        seen.add(key)
+        perf = d.performance
+        out.append({
+            "notation": notation(k, d.candidate, d.kv), "candidate": d.candidate, "kv": d.kv, "runtime": d.runtime,
+            "layout": _layout(d), "expected_recovery_pct": round(d.quality.expected_recovery_pct, 2),
+            "worst_recovery_pct": round(d.quality.worst_recovery_pct, 2),
+            "cost_per_million_tokens": None if perf.cost_per_million_tokens is None
+            else round(perf.cost_per_million_tokens, 3),
+            "gpu_hours_per_million_tokens": round(d.metrics["gpu_hours_per_million_tokens"], 4),
+            "tpot_ms": round(perf.tpot_ms, 2), "ttft_ms": round(perf.ttft_ms, 1),
+            "throughput_tokens_per_s": round(perf.throughput_tokens_per_s, 1),
+            "pareto": id(d) in front, "pick": d is er.pick,
+        })
+        if len(out) >= MAX_OPTIONS:
+            break
+    return out
+
+
+def _alternatives(k: Knowledge, er: EndpointResult) -> list[dict[str, Any]]:
+    """The best deployment of each other candidate, then the pick's weights with other KV caches (as the
+    decision lists them; its `shown` order is the ranked order)."""
+    pick = er.pick
+    out, seen = [], {pick.candidate}
+    limit = int(k.decision["explain-alternatives"].value)
+    for d in er.ranked[1:]:
+        if d.candidate not in seen and len(out) < limit and d.weights is not None:
+            seen.add(d.candidate)
+            out.append(brief(k, d, rank=len(out) + 2))
+    kv_seen = {pick.kv}
+    for d in er.ranked[1:]:
+        if d.candidate == pick.candidate and d.kv not in kv_seen and d.weights is not None:
+            kv_seen.add(d.kv)
+            out.append({**brief(k, d), "rank": None, "note": "same weights, other KV cache"})
+    return out
 
 
 def build(request: Request, knowledge: Knowledge | None = None) -> dict[str, Any]:
     """The whole plan document for a request."""
     k = knowledge or load_knowledge()
-    result = recommend(request, k)
+    return render(recommend(request, k), k)
+
+
+def render(result: RecommendResult, knowledge: Knowledge | None = None) -> dict[str, Any]:
+    """The plan document of a decision (no figure is recomputed)."""
+    k = knowledge or load_knowledge()
+    request = result.request
     endpoints = [_endpoint(k, result, er) for er in result.endpoints]
     priorities = {er.shape.name: er.shape.priority for er in result.endpoints}
     fallbacks = [e["fallback"]["notation"] for e in endpoints if e.get("fallback")]
@@ -242,29 +368,16 @@ def build(request: Request, knowledge: Knowledge | None = None) -> dict[str, Any
         "schema_version": SCHEMA_VERSION,
         "generator": f"precision-advisor {__version__}",
         "request": request.model_dump(mode="json"),
-        "model": {
-            "id": result.model.id,
-            "name": result.model.name,
-            "params_total": sum(t.params for t in _inventory(result)),
-            "source": result.model.source,
-        },
-        "hardware": {
-            "gpu": result.gpu.id,
-            "name": result.gpu.name,
-            "gpus": request.gpus,
-            "capacity_gib_per_gpu": result.gpu.memory_gib,
-        },
+        "model": {"id": result.model.id, "name": result.model.name, "params_total": result.params_total,
+                  "source": result.model.source},
+        "hardware": {"gpu": result.gpu.id, "name": result.gpu.name, "gpus": request.gpus,
+                     "capacity_gib_per_gpu": result.gpu.memory_gib},
         "fits": all(e["fits"] for e in endpoints),
         "policy": {
-            "fallback": (
-                "keep each endpoint's fallback configured and deployable: "
-                + (
-                    "; ".join(f"{e['name']}: {e['fallback']['notation']}" for e in endpoints if e.get("fallback"))
-                    or "no fallback fits this hardware; keep the current deployment as the fallback"
-                )
-            ),
-            "drift_monitoring": k.validation["drift-monitoring"].metric
-            + " - "
+            "fallback": "keep each endpoint's fallback configured and deployable: " + (
+                "; ".join(f"{e['name']}: {e['fallback']['notation']}" for e in endpoints if e.get("fallback"))
+                or "no fallback fits this hardware; keep the current deployment as the fallback"),
+            "drift_monitoring": k.validation["drift-monitoring"].metric + " - "
             + k.validation["drift-monitoring"].threshold,
             "retest_triggers": POLICY_RETEST_TRIGGERS,
             "rollout": "roll out on the lowest-stakes endpoint first, where rollback is easy, then move to critical ones",
@@ -278,164 +391,6 @@ def build(request: Request, knowledge: Knowledge | None = None) -> dict[str, Any
         "endpoints": endpoints,
         "notes": ([f"fallbacks configured: {', '.join(fallbacks)}"] if fallbacks else []),
     }
-
-
-def _inventory(result: RecommendResult):
-    from advisor.physics.architecture import tensor_inventory
-
-    return tensor_inventory(result.model.architecture)
-
-
-def _endpoint(k: Knowledge, result: RecommendResult, er: EndpointResult) -> dict[str, Any]:
-    from advisor.physics.estimate import resolve_layout
-
-    shape = er.shape
-    out: dict[str, Any] = {
-        "name": shape.name,
-        "workload": shape.workload.id,
-        "priority": shape.priority,
-        "shape": {
-            "prompt_tokens": shape.prompt_tokens,
-            "output_tokens": shape.output_tokens,
-            "concurrency": shape.concurrency,
-            "context": shape.context,
-        },
-        "fits": er.fits,
-        "quality_probes": list(shape.workload.quality_probes),
-    }
-    pick = er.pick
-    if pick is None:
-        out["summary"] = (
-            "Nothing this runtime and GPU can serve fits, even at the lowest precision: "
-            "see rejected for each configuration's reason."
-        )
-        out["rejected"] = [_rejection(r) for r in er.rejected]
-        return out
-    cand, kv, runtime = k.candidates[pick.candidate], k.kv_formats[pick.kv], k.runtimes[pick.runtime]
-    _, layout = resolve_layout(k, result.model, cand.weights, cand.group_size)
-    present = {m.group for m in memory.weight_breakdown(result.model.architecture, layout)}
-    act_format = cand.activations if result.gpu.supports_bf16 or cand.activations != "bf16" else "fp16"
-    notation = _notation(k, pick)
-    mem = _memory_section(k, result, er, pick)
-    if er.fits:
-        summary = (
-            f"Serve {result.model.name} as {notation} ({cand.name}; {kv.name}) on "
-            f"{runtime.name} {runtime.version}: {mem['total_gib']} GiB of {mem['capacity_gib']} GiB, "
-            f"room for {mem['max_concurrency']} sequences of {shape.context:,} tokens."
-        )
-    elif mem["fits"]:  # it fits in memory, but nothing meets the speed or cost targets
-        summary = (
-            f"No configuration meets your targets: the closest, {notation}, fits in memory but needs "
-            + "; ".join(er.what_would_fit) + "."
-        )
-    else:
-        summary = (
-            f"Does not fit: even the smallest servable option, {notation}, needs {mem['total_gib']} GiB "
-            f"against {mem['capacity_gib']} GiB. What would fit: "
-            + ("; ".join(er.what_would_fit) if er.what_would_fit else "a larger GPU")
-            + "."
-        )
-    facts = _facts_for(k, result, er, pick)
-    out.update(
-        {
-            "summary": summary,
-            "recommendation": {
-                "candidate": pick.candidate,
-                "notation": notation,
-                "scenario": _scenario(k, pick),
-                "weights": _weights_section(k, result, pick, layout),
-                "activations": {
-                    "format": k.formats[act_format].plan_format,
-                    "granularity": "per-token dynamic scales"
-                    if not cand.weight_only
-                    else "unquantized (16-bit); weights are dequantized inside the matmul kernels",
-                },
-                "kv_cache": {
-                    "format": k.formats[kv.format].plan_format,
-                    "kv_format": kv.id,
-                    "bytes_per_element": round(
-                        kv.bytes_per_element(
-                            result.model.architecture.mla.cached_dim
-                            if result.model.architecture.mla
-                            else result.model.architecture.head_dim
-                        ),
-                        4,
-                    ),
-                    "granularity": kv.granularity,
-                },
-                "high_precision_layers": _high_precision_layers(layout, result.gpu.supports_bf16, present),
-                "calibration": _calibration(k, pick, shape, runtime.id),
-                "quality_evidence": {
-                    "typical_recovery_pct": cand.quality.typical_recovery_pct,
-                    "worst_recovery_pct": cand.quality.worst_recovery_pct,
-                    "evidence": cand.quality.evidence,
-                    "source": cand.quality.source,
-                },
-            },
-            "memory": mem,
-        "performance": performance_section(pick.performance),
-            "scores": {**{d: round(v, 2) for d, v in pick.scores.items()}, "total": round(pick.total, 2)},
-        }
-    )
-    if not er.fits:
-        out["what_would_fit"] = er.what_would_fit
-    out["alternatives"] = _alternatives(k, er)
-    out["rejected"] = [_rejection(r) for r in er.rejected]
-    out["fallback"] = (
-        {**_combo_brief(k, er.fallback), "why": "more precision than the pick, or the next best option"}
-        if er.fallback
-        else None
-    )
-    out["ladder"] = [
-        {
-            "step": i + 1,
-            "role": s.role,
-            "notation": f"{k.candidates[s.candidate].notation} KV-{s.kv.upper()}",
-            "candidate": s.candidate,
-            "fits": s.fits,
-            "total_gib_per_gpu": _gib(s.total_bytes_per_gpu),
-            "note": s.note,
-        }
-        for i, s in enumerate(er.ladder)
-    ]
-    out["kv_options"] = [o.model_dump() for o in er.kv_options]
-    out["validation"] = _validation(k, facts)
-    out["rationale"] = [
-        {"rule": f.id, "title": f.title, "text": f.rationale, "effect": f.effect, "source": f.source}
-        for f in pick.fired
-    ]
-    out["notes"] = pick.notes
-    commands = runtime_commands(
-        k, result.model.id, cand, kv, runtime, result.gpu, result.request.gpus, shape, pick.flags
-    )
-    out["runtime"] = {**commands.model_dump(), "id": runtime.id, "chosen_by": er.runtime_chosen_by}
-    return out
-
-
-def _facts_for(k: Knowledge, result: RecommendResult, er: EndpointResult, combo: Combo) -> dict:
-    from advisor.decide.recommend import _Context
-
-    ctx = _Context(k, result.request, result.model, result.gpu, er.shape)
-    return ctx.facts(
-        k.candidates[combo.candidate],
-        k.kv_formats[combo.kv],
-        k.runtimes[combo.runtime],
-        combo.memory,
-        er.eight_bit_fits,
-    )
-
-
-def _rejection(r) -> dict[str, Any]:
-    out = {
-        "candidate": r.candidate,
-        "notation": r.notation,
-        "reasons": [x.text for x in r.reasons],
-        "rules": [x.rule for x in r.reasons if x.rule],
-    }
-    if r.memory is not None and any(x.kind == "memory" for x in r.reasons):
-        out["closest_kv"] = r.kv
-        out["memory_per_gpu_gib"] = memory_per_gpu(r.memory)
-    return out
 
 
 # --------------------------------------------------------------------------- YAML in and out
@@ -464,7 +419,7 @@ def _describe_errors(exc: ValidationError, prefix: str = "") -> str:
 
 
 def load(text: str | bytes, knowledge: Knowledge | None = None, where: str = "plan") -> Request:
-    """A request from a plan or request YAML document. Errors list the bad fields; never a traceback."""
+    """A request from a plan (schema 1 or 2) or request YAML document. Errors list the bad fields."""
     k = knowledge or load_knowledge()
     if len(text) > MAX_PLAN_BYTES:
         raise AdvisorInputError(where, f"file is {len(text)} bytes; plans and requests must be under {MAX_PLAN_BYTES}")
@@ -477,10 +432,9 @@ def load(text: str | bytes, knowledge: Knowledge | None = None, where: str = "pl
     if not isinstance(data, dict):
         raise AdvisorInputError(where, "expected a YAML mapping (a request, or a plan with a 'request' section)")
     version = data.get("schema_version", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION:
-        raise AdvisorInputError(
-            f"{where} schema_version", f"{version!r} is not supported; this version reads {SCHEMA_VERSION}"
-        )
+    if version not in READS:
+        raise AdvisorInputError(f"{where} schema_version",
+                                f"{version!r} is not supported; this version reads {', '.join(map(str, READS))}")
     body = data["request"] if "request" in data else {kk: v for kk, v in data.items() if kk != "schema_version"}
     if not isinstance(body, dict):
         raise AdvisorInputError(f"{where} request", "expected a mapping of request fields")

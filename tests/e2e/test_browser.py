@@ -85,7 +85,7 @@ def test_download_the_plan_and_parse_it(page: Page, app_url: str):
     assert download.value.suggested_filename == "Llama-3.1-70B-Instruct-a100-80gb.plan.yaml"
     text = Path(download.value.path()).read_text()
     document = yaml.safe_load(text)
-    assert document["schema_version"] == 1 and document["hardware"]["gpu"] == "a100-80gb"
+    assert document["schema_version"] == 2 and document["hardware"]["gpu"] == "a100-80gb"
     request = plan.load(text)
     assert plan.build(request) == document
 

@@ -1,0 +1,250 @@
+"""What one endpoint's search needs, computed once: the model's layouts per weight scheme, bytes per GPU for
+each tensor-parallel size, KV bytes per sequence, runtime overheads, speed inputs, quality per configuration,
+and the facts the rules read.
+
+Everything is cached per endpoint: the search asks for the same weights at several layouts and runtimes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from advisor.decide.gates import StaticVerdict, apply_static
+from advisor.decide.rules import compile_condition, facts_named, specialize
+from advisor.intake.catalog import ResolvedModel
+from advisor.intake.request import Request, Shape
+from advisor.knowledge import derived
+from advisor.knowledge.schema import GPU, Candidate, Knowledge, KVFormat, Rule, Runtime, RuntimeSpeed
+from advisor.physics import memory
+from advisor.physics.architecture import tensor_inventory
+from advisor.physics.estimate import gpu_price, resolve_layout
+from advisor.physics.performance import ModelCost, Performance, speed
+from advisor.physics.quality import Adjustment, Quality, expected_quality
+
+# Facts known before memory, speed and quality are computed; rules naming only these run once per
+# (candidate, KV format, runtime). Rules naming any other fact run per deployment, or when explaining.
+STATIC_PREFIXES = ("request.", "endpoint.", "gpu.", "runtime.", "model.", "cand.", "kv.")
+
+
+class CompiledRule:
+    """A rule reduced by the endpoint's fixed facts and compiled, with the phase it runs in."""
+
+    def __init__(self, rule: Rule, check: Callable[[dict], bool], static: bool, versus: Callable | None):
+        self.rule, self.check, self.static, self.versus = rule, check, static, versus
+
+
+class Weights:
+    """One weight scheme of the model: layout, checkpoint bytes, bytes per GPU at any TP size, speed inputs."""
+
+    def __init__(self, k: Knowledge, model: ResolvedModel, cand: Candidate):
+        _, self.layout = resolve_layout(k, model, cand.weights, cand.group_size)
+        arch = model.architecture
+        breakdown = memory.weight_breakdown(arch, self.layout)
+        self.checkpoint_bytes = sum(m.bytes for m in breakdown)
+        self.params = sum(m.params for m in breakdown)
+        quantized = [m for m in breakdown if m.quantized]
+        self.bits_per_weight = 8 * self.checkpoint_bytes / self.params if self.params else 0.0
+        self.bits_per_quantized_weight = (8 * sum(m.bytes for m in quantized) / sum(m.params for m in quantized)
+                                          if quantized else None)
+        self.format = quantized[0].format if quantized else breakdown[0].format
+        self.groups = tuple(m.group for m in breakdown)
+        self._split = memory.matrix_vector_bytes(arch, self.layout)
+        self.cost = ModelCost(arch, self.layout)
+
+    def per_gpu(self, tp: int) -> int:
+        matrix, vector = self._split
+        return math.ceil(matrix / tp) + vector
+
+
+class EndpointContext:
+    """The endpoint's fixed inputs and the caches the search shares."""
+
+    def __init__(self, k: Knowledge, request: Request, model: ResolvedModel, gpu: GPU, shape: Shape):
+        self.k, self.request, self.model, self.gpu, self.shape = k, request, model, gpu, shape
+        self.arch = model.architecture
+        self.price = request.usd_per_gpu_hour or gpu_price(k, gpu.id)
+        self.params_b = sum(t.params for t in tensor_inventory(self.arch)) / 1e9
+        self.tasks = dict(shape.workload.quality_tasks)
+        self.mode = shape.workload.concurrency_mode
+        self._weights: dict[tuple[str, int | None], Weights] = {}
+        self._kv: dict[tuple[str, int, int], int] = {}
+        self._overhead: dict[tuple[str, int, int], int] = {}
+        self._quality: dict[tuple, Quality] = {}
+        self._static: dict[tuple[str, str, str], tuple[dict, StaticVerdict]] = {}
+        self._speed_rows: dict[str, RuntimeSpeed] = {sp.runtime: sp for sp in k.speed.values()}
+        crit = request.criteria
+        self.base_facts = {
+            "request.priority": shape.priority,
+            "request.calibration": request.calibration,
+            "request.quality_floor_pct": crit.quality_floor_pct,
+            "request.unacceptable": list(crit.unacceptable),
+            "request.max_ttft_ms": crit.max_ttft_ms,
+            "request.max_tpot_ms": crit.max_tpot_ms,
+            "request.max_cost_per_million_tokens": crit.max_cost_per_million_tokens,
+            "endpoint.workload": shape.workload.id,
+            "endpoint.concurrency": shape.concurrency,
+            "endpoint.context": shape.context,
+            "endpoint.prompt_tokens": shape.prompt_tokens,
+            "endpoint.output_tokens": shape.output_tokens,
+            "endpoint.uses_tools": shape.workload.uses_tools,
+            "endpoint.structured_output": shape.workload.structured_output,
+            "gpu.id": gpu.id,
+            "gpu.vendor": gpu.vendor,
+            "gpu.architecture": gpu.architecture,
+            "gpu.cc": gpu.cc_value,
+            "gpu.native": list(gpu.native_formats),
+            "gpu.bf16": gpu.supports_bf16,
+            "gpu.count": request.gpus,
+            "model.moe": self.arch.is_moe,
+            "model.params_b": self.params_b,
+            "model.mla": self.arch.mla is not None,
+            "model.native_quantized": bool(model.native.overrides)
+            or model.native.scheme not in ("bf16", "fp16", "fp32"),
+        }
+        self.rules = self._compile_rules()
+        # The search only needs the rules that reject or change quality; the words (notes, flags, claims) of
+        # the rest are added to the few deployments a plan shows (ladder.finish).
+        self.gate_rules = [cr for cr in self.rules if cr.static and (cr.rule.effect.reject or cr.rule.effect.quality)]
+        self.static_rules = [cr for cr in self.rules if cr.static]
+        self.late_rejects = any(not cr.static and cr.rule.effect.reject for cr in self.rules)
+        self.cost_stop_ratio = _cost_stop_ratio(k.priorities[shape.priority])
+
+    # ------------------------------------------------------------------ rules
+    def _compile_rules(self) -> list[CompiledRule]:
+        out = []
+        for rule in self.k.rules.values():
+            reduced = specialize(rule.when, self.base_facts)
+            if reduced is False:
+                continue
+            check = (lambda facts: True) if reduced is True else compile_condition(reduced)
+            static = all(f.startswith(STATIC_PREFIXES) for f in facts_named(rule.when))
+            versus = compile_condition(rule.effect.versus) if rule.effect.versus else None
+            out.append(CompiledRule(rule, check, static, versus))
+        return out
+
+    # ------------------------------------------------------------------ physics, cached
+    def weights(self, cand: Candidate) -> Weights:
+        key = (cand.weights, cand.group_size)
+        if key not in self._weights:
+            shared = derived(self.k, "weights", dict)  # across requests: the same model and scheme, same bytes
+            native = (self.model.native.scheme, tuple(sorted(self.model.native.overrides.items())))
+            full = (self.arch, native, *key)
+            if full not in shared:
+                if len(shared) > 512:
+                    shared.clear()
+                shared[full] = Weights(self.k, self.model, cand)
+            self._weights[key] = shared[full]
+        return self._weights[key]
+
+    def kv_per_sequence(self, kv: KVFormat, tp: int, context: int | None = None) -> int:
+        """Bytes one sequence of the endpoint's context holds on one GPU of a `tp`-GPU replica."""
+        context = context or self.shape.context
+        key = (kv.id, tp, context)
+        if key not in self._kv:
+            self._kv[key] = memory.kv_bytes_per_sequence(self.arch, kv, context, tp)
+        return self._kv[key]
+
+    def overhead(self, runtime: Runtime, tp: int, concurrency: int) -> int:
+        """Activations and non-torch memory per GPU (llama.cpp's compute buffer grows with the tokens held)."""
+        tokens = self.shape.context * concurrency if runtime.memory.activation.kind != "constant" else 0
+        key = (runtime.id, tp, tokens)
+        if key not in self._overhead:
+            self._overhead[key] = memory.runtime_overhead(runtime.memory, self.arch, tp, tokens).per_gpu
+        return self._overhead[key]
+
+    def activations(self, cand: Candidate) -> str:
+        return cand.activations if self.gpu.supports_bf16 or cand.activations != "bf16" else "fp16"
+
+    def speed(self, cand: Candidate, kv: KVFormat, runtime: Runtime, tp: int, concurrency: int,
+              explain: bool = False) -> Performance:
+        """One replica's speed at `concurrency` requests of the endpoint's prompt and output lengths."""
+        return speed(self.weights(cand).cost, kv, self.gpu, tp, self.activations(cand),
+                     cand.weight_only and cand.tier < 16, self.shape.prompt_tokens, self.shape.output_tokens,
+                     concurrency, self._speed_rows[runtime.id], self.price, explain=explain)
+
+    def quality(self, cand: Candidate, kv: KVFormat, adjustments: tuple[Adjustment, ...]) -> Quality:
+        key = (cand.id, kv.id, adjustments)
+        if key not in self._quality:
+            self._quality[key] = expected_quality(self.k, cand.id, kv.id, self.arch.model_type, self.params_b,
+                                                  self.tasks, adjustments)
+        return self._quality[key]
+
+    def speed_measured(self, runtime: Runtime, tp: int, concurrency: int) -> bool:
+        """Do published measurements (knowledge/perf_measurements.yaml) back this runtime's speed constants at
+        this concurrency per replica and GPU count? Outside that range the roofline runs on assumed fractions."""
+        ranges = derived(self.k, "speed-evidence", lambda: _speed_evidence(self.k))
+        bounds = ranges.get(runtime.id)
+        return bool(bounds) and bounds[0] <= concurrency <= bounds[1] and tp <= bounds[2]
+
+    def verdict(self, cand: Candidate, kv: KVFormat, runtime: Runtime) -> tuple[dict, StaticVerdict]:
+        """(static facts, what the rejecting and quality rules say) for one candidate, KV format and runtime."""
+        key = (cand.id, kv.id, runtime.id)
+        if key not in self._static:
+            facts = self.static_facts(cand, kv, runtime)
+            self._static[key] = (facts, apply_static(self.k, self.gate_rules, facts))
+        return self._static[key]
+
+    def words(self, facts: dict) -> StaticVerdict:
+        """Every static rule that fires on a deployment: its fired list, notes and runtime flags."""
+        return apply_static(self.k, self.static_rules, facts)
+
+    def _served(self, runtime_id: str) -> tuple[list[str], list[str]]:
+        table = derived(self.k, "served", lambda: {
+            r: ([c.id for c in self.k.candidates.values() if r in c.runtimes],
+                [kv.id for kv in self.k.kv_formats.values() if r in kv.runtime_flags]) for r in self.k.runtimes})
+        return table[runtime_id]
+
+    # ------------------------------------------------------------------ facts
+    def static_facts(self, cand: Candidate, kv: KVFormat, runtime: Runtime) -> dict:
+        native = cand.weights == "native"
+        weight_format = self.weights(cand).format if native else self.k.schemes[cand.weights].format
+        fmt = self.k.formats[weight_format]
+        kv_fmt = self.k.formats[kv.format]
+        method = self.k.methods[cand.method] if cand.method else None
+        return {
+            **self.base_facts,
+            "runtime.id": runtime.id,
+            "runtime.candidates": self._served(runtime.id)[0],
+            "runtime.kv_formats": self._served(runtime.id)[1],
+            "cand.id": cand.id,
+            "cand.native": cand.weights == "native",
+            "cand.scenario": cand.scenario,
+            "cand.tier": cand.tier,
+            "cand.weight_format": weight_format,
+            "cand.weight_bits": fmt.bits,
+            "cand.activations": cand.activations,
+            "cand.weight_only": cand.weight_only,
+            "cand.method": cand.method,
+            "cand.needs_calibration": bool(method and method.calibration.needs_data and cand.weights != "native"),
+            "cand.integer": fmt.family == "integer" and cand.tier < 16,
+            "cand.risk": cand.risk,
+            "kv.id": kv.id,
+            "kv.bits": kv_fmt.bits,
+            "kv.quantized": kv_fmt.bits < 16,
+            "kv.risk": kv.quality_risk,
+        }
+
+
+def _speed_evidence(k: Knowledge) -> dict[str, tuple[int, int, int]]:
+    """runtime -> (lowest, highest concurrency, most GPUs) among its published measurements."""
+    out: dict[str, tuple[int, int, int]] = {}
+    for row in k.perf_measurements.values():
+        lo, hi, gpus = out.get(row.runtime, (row.concurrency, row.concurrency, row.gpus))
+        out[row.runtime] = (min(lo, row.concurrency), max(hi, row.concurrency), max(gpus, row.gpus))
+    return out
+
+
+def _cost_stop_ratio(priority) -> float | None:
+    """For a ceiling endpoint, the cost ratio past which fewer requests per replica can no longer win: when the
+    objective's first key after accuracy is cost (or the accuracy-for-cost trade), its tolerance, doubled
+    for safety. None when speed comes first (then every concurrency is evaluated)."""
+    for key in priority.objective:
+        if key.metric in ("expected_recovery_pct", "worst_recovery_pct"):
+            continue
+        if key.metric == "gpu_hours_per_million_tokens":
+            return 1 + 2 * (key.within_pct or 0) / 100 + 1e-9
+        if key.metric == "balanced_utility" and priority.points_per_cost_halving:
+            return 2 ** (2 * (key.within or 0) / priority.points_per_cost_halving) + 1e-9
+        return None
+    return None

@@ -1,0 +1,229 @@
+"""Hard gates, each with a reason the plan can show: what the runtime and GPU serve, which parallel layouts the
+model can be split into, what fits in memory, and the rules that reject. Also how a fired rule is described.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from advisor.decide.result import FiredRule, Layout, MemoryFit, Reason
+from advisor.decide.rules import facts_named
+from advisor.knowledge import derived
+from advisor.knowledge.schema import Candidate, Knowledge, KVFormat, Rule, Runtime
+from advisor.physics import memory
+from advisor.physics.architecture import Architecture
+from advisor.physics.quality import Adjustment
+
+if TYPE_CHECKING:
+    from advisor.decide.context import CompiledRule, EndpointContext
+
+# --------------------------------------------------------------------------- runtime and hardware
+def runtime_reasons(ctx: EndpointContext, runtime: Runtime) -> list[Reason]:
+    """Can this runtime run on this GPU at all?"""
+    gpu, cc = ctx.gpu, ctx.gpu.cc_value
+    if gpu.vendor not in runtime.vendors:
+        return [Reason(kind="runtime", text=f"{runtime.name} does not run on {gpu.vendor.upper()} GPUs",
+                       source=runtime.sources)]
+    if runtime.min_cc and cc is not None and cc < runtime.min_cc:
+        return [Reason(kind="runtime", text=f"{runtime.name} needs compute capability {runtime.min_cc} or newer; "
+                       f"{gpu.name} is {gpu.compute_capability}", source=runtime.sources)]
+    return []
+
+
+def support_reasons(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Runtime) -> list[Reason]:
+    """Does the runtime serve this weights configuration and KV format on this GPU (pinned versions)?"""
+    return candidate_support(ctx, cand, runtime) + kv_support(ctx.k, kv, runtime)
+
+
+def candidate_support(ctx: EndpointContext, cand: Candidate, runtime: Runtime) -> list[Reason]:
+    """Reasons the runtime cannot serve the candidate on this GPU (cached: knowledge is immutable)."""
+    cache = derived(ctx.k, "candidate-support", dict)
+    key = (ctx.gpu.id, cand.id, runtime.id)
+    if key not in cache:
+        cache[key] = _candidate_support(ctx, cand, runtime)
+    return cache[key]
+
+
+def _candidate_support(ctx: EndpointContext, cand: Candidate, runtime: Runtime) -> list[Reason]:
+    gpu, out = ctx.gpu, []
+    cc = gpu.cc_value
+    support = cand.runtimes.get(runtime.id)
+    if support is None:
+        served = ", ".join(cand.runtimes) or "none"
+        return [Reason(kind="runtime", text=f"{runtime.name} does not serve {cand.name} (served by: {served})",
+                       source=cand.sources)]
+    src = [support.source] if isinstance(support.source, str) else list(support.source)
+    where = f"{runtime.name} runs {cand.name}"
+    if gpu.vendor not in support.vendors:
+        out.append(Reason(kind="hardware", text=f"{where} on {', '.join(v.upper() for v in support.vendors)} only",
+                          source=src))
+    elif cc is not None:
+        for limit, ok, words in ((support.min_cc, lambda v: cc >= v, "from compute capability"),
+                                 (support.max_cc, lambda v: cc < v, "only below compute capability"),
+                                 (support.exact_cc, lambda v: cc == v, "only on compute capability")):
+            if limit and not ok(limit):
+                out.append(Reason(kind="hardware", text=f"{where} {words} {limit}; {gpu.name} is "
+                                  f"{gpu.compute_capability}", source=src))
+    return out
+
+
+def kv_support(k: Knowledge, kv: KVFormat, runtime: Runtime) -> list[Reason]:
+    """Reasons the runtime has no such KV cache (cached)."""
+    cache = derived(k, "kv-support", dict)
+    key = (kv.id, runtime.id)
+    if key not in cache:
+        served = ", ".join(kv.runtime_flags) or "none"
+        cache[key] = [] if runtime.id in kv.runtime_flags else [
+            Reason(kind="runtime", text=f"{runtime.name} has no {kv.name} (runtimes that do: {served})",
+                   source=kv.sources)]
+    return cache[key]
+
+
+# --------------------------------------------------------------------------- parallel layouts
+def layouts(arch: Architecture, gpus: int) -> list[Layout]:
+    """Every split of `gpus` into replicas x tensor-parallel GPUs whose TP size divides the attention heads
+    and splits or replicates the KV heads (what serving runtimes require), most GPUs per replica first."""
+    out = []
+    for tp in range(gpus, 0, -1):
+        if gpus % tp or arch.num_heads % tp:
+            continue
+        if arch.mla is None and arch.num_kv_heads % tp and tp % arch.num_kv_heads:
+            continue
+        out.append(Layout(tensor_parallel=tp, replicas=gpus // tp))
+    return out
+
+
+def group_split_reason(ctx: EndpointContext, cand: Candidate, tp: int) -> Reason | None:
+    """Group-quantized weights split over TP GPUs only in whole groups: each row-parallel matrix's input
+    (the MLP's and experts' down projection, attention's output projection) must divide into groups on
+    every GPU, as vLLM's and TensorRT-LLM's group kernels require."""
+    if tp == 1 or cand.weights == "native":
+        return None
+    size = ctx.weights(cand).layout.group_size
+    if not size:
+        return None
+    arch = ctx.arch
+    checks = [("attention output", arch.num_heads * arch.head_dim)]
+    if arch.intermediate_size and not arch.is_moe:
+        checks.append(("MLP down projection", arch.intermediate_size))
+    if arch.moe_intermediate_size:
+        checks.append(("expert down projection", arch.moe_intermediate_size))
+    for what, width in checks:
+        if width % tp or (width // tp) % size:
+            return Reason(kind="layout", text=f"{tp} GPUs cannot split the {what} ({width:,} inputs) into whole "
+                          f"groups of {size} (tensor parallel {tp} needs {width / tp:,.0f} inputs per GPU)",
+                          source=["vllm-project/vllm vllm/model_executor/layers/quantization (input_size_per_partition "
+                                  "% group_size == 0)", "shared/reference/runtimes.md section 1.4"])
+    return None
+
+
+# --------------------------------------------------------------------------- memory
+def memory_fit(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Runtime, tp: int,
+               concurrency: int) -> MemoryFit:
+    """Per GPU of one replica holding `concurrency` sequences of the endpoint's context."""
+    w = ctx.weights(cand)
+    w_gpu = w.per_gpu(tp)
+    overhead = ctx.overhead(runtime, tp, concurrency)
+    capacity = ctx.gpu.memory_bytes
+    budget = memory.kv_budget_per_gpu(runtime.memory, capacity, w_gpu, overhead)
+    per_seq = ctx.kv_per_sequence(kv, tp)
+    kv_gpu = per_seq * concurrency
+    headroom = max(0, capacity - w_gpu - overhead - max(budget, 0))
+    return MemoryFit.model_construct(
+        weights_bytes=w.checkpoint_bytes, weights_bytes_per_gpu=w_gpu, kv_bytes_per_gpu=kv_gpu,
+        overhead_bytes_per_gpu=overhead + headroom, capacity_bytes_per_gpu=capacity,
+        kv_budget_bytes_per_gpu=budget, gpus=tp, fits=budget >= 0 and kv_gpu <= budget,
+        max_concurrency=max(0, budget) // per_seq if per_seq else 0, max_context=None,
+    )
+
+
+def memory_reason(ctx: EndpointContext, fit: MemoryFit, kv: KVFormat, layout: Layout, concurrency: int) -> Reason:
+    gib = memory.GIB
+    on = f"{layout.tensor_parallel} x {ctx.gpu.name}" + (f" per replica ({layout.words()})" if layout.replicas > 1
+                                                          else "")
+    if fit.kv_budget_bytes_per_gpu < 0:
+        text = (f"weights alone ({fit.weights_bytes_per_gpu / gib:.1f} GiB per GPU) leave no room for the KV cache "
+                f"on {on}")
+    else:
+        text = (f"does not fit: {concurrency} x {ctx.shape.context:,} tokens of {kv.id} KV need "
+                f"{fit.kv_bytes_per_gpu / gib:.1f} GiB per GPU on {on}, {fit.kv_budget_bytes_per_gpu / gib:.1f} GiB "
+                f"left after weights and overhead (room for {fit.max_concurrency} sequences)")
+    return Reason(kind="memory", text=text)
+
+
+# --------------------------------------------------------------------------- rules
+def describe(rule: Rule) -> str:
+    """A rule's effect in a few words."""
+    e = rule.effect
+    if e.reject:
+        return "reject"
+    parts = []
+    if e.quality:
+        parts.append(f"quality {e.quality.expected_pct:+g}/{e.quality.worst_pct:+g} points (expected/worst)")
+    if e.favours:
+        parts.append("claims better " + ", ".join(e.favours))
+    if e.disfavours:
+        parts.append("claims worse " + ", ".join(e.disfavours))
+    if e.flags:
+        parts.append("needs " + " ".join(e.flags))
+    if e.note and not parts:
+        parts.append("note")
+    return ", ".join(parts)
+
+
+def fired(k: Knowledge, rule: Rule) -> FiredRule:
+    """The plan's record of a rule that fired (one shared object per rule)."""
+    cache = derived(k, "fired-rules", dict)
+    if rule.id not in cache:
+        cache[rule.id] = FiredRule(id=rule.id, title=rule.title, rationale=rule.rationale, effect=describe(rule),
+                                   source=rule.sources)
+    return cache[rule.id]
+
+
+class StaticVerdict:
+    """What the static rules say about one (candidate, KV, runtime): rejections, risks, notes, flags."""
+
+    __slots__ = ("reasons", "fired", "adjustments", "notes", "flags")
+
+    def __init__(self) -> None:
+        self.reasons: list[Reason] = []
+        self.fired: list[FiredRule] = []
+        self.adjustments: list[Adjustment] = []
+        self.notes: list[str] = []
+        self.flags: list[str] = []
+
+
+def apply_static(k: Knowledge, rules: Iterable[CompiledRule], facts: dict) -> StaticVerdict:
+    out = StaticVerdict()
+    for cr in rules:
+        if not cr.static or not cr.check(facts):
+            continue
+        rule, e = cr.rule, cr.rule.effect
+        out.fired.append(fired(k, rule))
+        if e.reject:
+            out.reasons.append(Reason(kind="rule", text=e.reject, rule=rule.id, source=rule.sources))
+            continue
+        if e.quality:
+            out.adjustments.append(Adjustment(rule=rule.id, expected_pct=e.quality.expected_pct,
+                                              worst_pct=e.quality.worst_pct, basis=e.quality.basis))
+        for flag in e.flags:
+            if flag not in out.flags:
+                out.flags.append(flag)
+        if e.note:
+            out.notes.append(e.note)
+    return out
+
+
+def late_rejections(rules: Iterable[CompiledRule], facts: dict) -> list[Reason]:
+    """Rejections that need the deployment's numbers: the quality floor and the speed and cost targets."""
+    out = []
+    for cr in rules:
+        e = cr.rule.effect
+        if cr.static or not e.reject or not cr.check(facts):
+            continue
+        named = {f.split(".", 1)[0] for f in facts_named(cr.rule.when)}
+        kind = "target" if "perf" in named else "quality" if "quality" in named else "rule"
+        out.append(Reason(kind=kind, text=e.reject, rule=cr.rule.id, source=cr.rule.sources))
+    return out
+

@@ -1,0 +1,119 @@
+"""Choosing by numbers: the Pareto front of the deployments that pass every gate, and the priority's objective
+(knowledge/priorities.yaml) applied to it key by key.
+
+A deployment dominates another when it is at least as good on every compared metric and better on one. The
+compared metrics are always expected accuracy, cost per million tokens (GPU-hours, so the order holds with or
+without a price), time per output token and time to first token, plus whatever else the priority's
+objective names (fewest GPUs and bytes for the memory priority, the worst case for quality). The objective
+then keeps, for each of its keys in turn, the options within the key's tolerance of the best; what is left
+after the last key is broken by the runtime's preference (seed 001: runtime first) and fewer GPUs per replica.
+Because it runs on the front, the pick is never dominated by another option the engine evaluated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from advisor.decide.result import Deployment
+from advisor.knowledge.schema import METRIC_SENSE, Priority
+
+FRONT_METRICS = ("expected_recovery_pct", "gpu_hours_per_million_tokens", "tpot_ms", "ttft_ms")
+DERIVED = ("balanced_utility",)  # a function of metrics already compared
+
+
+def front_metrics(priority: Priority) -> tuple[str, ...]:
+    extra = [key.metric for key in priority.objective if key.metric not in FRONT_METRICS + DERIVED]
+    return FRONT_METRICS + tuple(dict.fromkeys(extra))
+
+
+def _oriented(dep: Deployment, metrics: Sequence[str]) -> tuple[float, ...]:
+    """Metric values with 'higher is better' flipped, so smaller is better everywhere."""
+    return tuple(-dep.metrics[m] if METRIC_SENSE[m] == "max" else dep.metrics[m] for m in metrics)
+
+
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """a dominates b (oriented: smaller is better)."""
+    return all(x <= y for x, y in zip(a, b, strict=True)) and any(x < y for x, y in zip(a, b, strict=True))
+
+
+def pareto(deployments: Sequence[Deployment], metrics: Sequence[str]) -> list[Deployment]:
+    """The non-dominated deployments. Sorted best-first lexicographically, a later one can never dominate an
+    earlier one, so each is compared only with the front found so far."""
+    keyed = sorted(((_oriented(d, metrics), d) for d in deployments), key=lambda x: x[0])
+    front: list[tuple[tuple[float, ...], Deployment]] = []
+    for values, dep in keyed:
+        if not any(dominates(f, values) for f, _ in front):
+            front.append((values, dep))
+    return [d for _, d in front]
+
+
+def add_balanced_utility(deployments: Sequence[Deployment], priority: Priority) -> None:
+    """balanced_utility = expected accuracy + points_per_cost_halving x log2(cheapest cost / this cost)."""
+    if not deployments:
+        return
+    cheapest = min(d.metrics["gpu_hours_per_million_tokens"] for d in deployments)
+    for d in deployments:
+        d.metrics["balanced_utility"] = d.metrics["expected_recovery_pct"] + priority.points_per_cost_halving * \
+            math.log2(cheapest / d.metrics["gpu_hours_per_million_tokens"])
+
+
+def _within(values: list[float], best: float, within: float | None, within_pct: float | None) -> list[bool]:
+    if within is not None:
+        return [abs(v - best) <= within + 1e-9 for v in values]
+    if within_pct is not None:
+        return [abs(v - best) <= abs(best) * within_pct / 100 + 1e-12 for v in values]
+    return [v == best for v in values]
+
+
+def cascade(options: Sequence[Deployment], priority: Priority, preference: dict[str, int] | None = None
+            ) -> tuple[Deployment, list[str]]:
+    """The option the objective prefers, and for each key that narrowed the field, the metric's name."""
+    left = list(options)
+    decided: list[str] = []
+    for key in priority.objective:
+        if len(left) == 1:
+            break
+        values = [d.metrics[key.metric] for d in left]
+        best = max(values) if METRIC_SENSE[key.metric] == "max" else min(values)
+        keep = _within(values, best, key.within, key.within_pct)
+        narrowed = [d for d, k in zip(left, keep, strict=True) if k]
+        if len(narrowed) < len(left):
+            decided.append(key.metric)
+        left = narrowed
+    pref = preference or {}
+    left.sort(key=lambda d: (pref.get(d.runtime, 99), d.layout.tensor_parallel, d.candidate, d.kv,
+                             d.concurrency))
+    return left[0], decided
+
+
+def best(options: Sequence[Deployment], priority: Priority) -> Deployment:
+    """The objective's choice among options of one configuration (e.g. its concurrencies)."""
+    if priority.points_per_cost_halving:
+        add_balanced_utility(options, priority)
+    return cascade(pareto(options, front_metrics(priority)), priority)[0]
+
+
+def rank(deployments: Sequence[Deployment], priority: Priority, preference: dict[str, int]
+         ) -> tuple[list[Deployment], list[Deployment], list[str]]:
+    """(every deployment best first, the Pareto front, the metrics that decided the pick).
+
+    The front is ordered by applying the objective repeatedly; the dominated rest follows, ordered by the
+    objective's metrics without tolerances."""
+    if not deployments:
+        return [], [], []
+    add_balanced_utility(deployments, priority)
+    front = pareto(deployments, front_metrics(priority))
+    ordered, decided = [], []
+    left = list(front)
+    while left:
+        chosen, why = cascade(left, priority, preference)
+        if not ordered:
+            decided = why
+        ordered.append(chosen)
+        left = [d for d in left if d is not chosen]
+    on_front = {id(d) for d in front}
+    keys = [k.metric for k in priority.objective]
+    rest = sorted((d for d in deployments if id(d) not in on_front),
+                  key=lambda d: (_oriented(d, keys), preference.get(d.runtime, 99), d.layout.tensor_parallel))
+    return ordered + rest, front, decided

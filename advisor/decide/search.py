@@ -1,0 +1,268 @@
+"""Enumerate and evaluate deployments: candidate x KV format x runtime x parallel layout x concurrency.
+
+Gates run cheapest first, and each dropped option keeps its reason: the runtime on this GPU, what the
+runtime serves, the rules that reject (once per candidate, KV format and runtime), the layout's splits,
+then memory per layout; only what fits gets a speed estimate, and only then the quality floor and the
+speed and cost targets apply. Requirement endpoints evaluate their requested concurrency; ceiling
+endpoints (batch, offline) a ladder of concurrencies up to what fits, keeping the one the objective prefers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from advisor.decide import gates, objective
+from advisor.decide.context import EndpointContext
+from advisor.decide.result import Deployment, Layout, MemoryFit, Reason
+from advisor.intake.catalog import lookup
+from advisor.knowledge.schema import Candidate, KVFormat, Runtime
+from advisor.physics.performance import Performance
+from advisor.physics.quality import Quality
+
+
+class Attempt:
+    """The closest a candidate came to serving the endpoint, with what stopped it."""
+
+    __slots__ = ("candidate", "kv", "runtime", "layout", "reasons", "memory", "closeness")
+
+    def __init__(self, candidate: str, kv: str, runtime: str, layout: Layout | None, reasons: list[Reason],
+                 memory: MemoryFit | None = None):
+        self.candidate, self.kv, self.runtime, self.layout = candidate, kv, runtime, layout
+        self.reasons, self.memory = reasons, memory
+        # hard blockers first, then memory, then the quality floor and targets (the nearest to serving)
+        hard = sum(1 for r in reasons if r.kind not in ("memory", "target", "quality", "unmeasured"))
+        memory_miss = any(r.kind == "memory" for r in reasons)
+        self.closeness = (hard, memory_miss, memory.total_bytes_per_gpu if memory else 0)
+
+
+class MemoryMiss:
+    """A configuration that only memory stops, at one layout (for near misses and 'what would fit')."""
+
+    __slots__ = ("cand", "kv", "runtime", "layout", "fit", "quality", "facts")
+
+    def __init__(self, cand, kv, runtime, layout, fit, quality, facts):
+        self.cand, self.kv, self.runtime, self.layout, self.fit = cand, kv, runtime, layout, fit
+        self.quality, self.facts = quality, facts
+
+    @property
+    def max_total(self) -> int:
+        return self.fit.max_concurrency * self.layout.replicas
+
+
+class Outcome:
+    """Everything the search found for one endpoint."""
+
+    def __init__(self, measured_only: bool = False) -> None:
+        self.measured_only = measured_only  # skip options whose runtime speed no measurement backs
+        self.skipped: set[str] = set()  # runtimes skipped for that reason
+        self.feasible: list[Deployment] = []  # fits and meets every gate
+        self.gated: list[Deployment] = []  # fits in memory but misses the quality floor or a target
+        self.memory_misses: list[MemoryMiss] = []
+        self.attempts: dict[str, Attempt] = {}  # candidate id -> its closest attempt
+        self.runtimes: list[Runtime] = []
+        self.evaluated = 0
+
+    def attempt(self, a: Attempt) -> None:
+        best = self.attempts.get(a.candidate)
+        if best is None or a.closeness < best.closeness:
+            self.attempts[a.candidate] = a
+
+    def closer(self, candidate: str, closeness: tuple) -> bool:
+        """Would an attempt this close replace the candidate's closest so far? (build its reasons only then)"""
+        best = self.attempts.get(candidate)
+        return best is None or closeness < best.closeness
+
+
+def candidates(ctx: EndpointContext) -> Iterable[Candidate]:
+    """Every candidate, except those offered only for a model whose own checkpoint uses their layout."""
+    native = {ctx.model.native.scheme, *ctx.model.native.overrides.values()}
+    for cand in ctx.k.candidates.values():
+        if cand.only_for_native and cand.only_for_native not in native:
+            continue
+        yield cand
+
+
+def runtimes(ctx: EndpointContext) -> list[Runtime]:
+    if ctx.request.runtime:
+        return [lookup(ctx.k.runtimes, ctx.request.runtime, "runtime", "runtime")]
+    return sorted(ctx.k.runtimes.values(), key=lambda r: r.preference)
+
+
+def concurrency_options(cap: int) -> list[int]:
+    """Powers of two below `cap`, and `cap` itself: where a ceiling endpoint's concurrency is chosen."""
+    out, c = [], 1
+    while c < cap:
+        out.append(c)
+        c *= 2
+    return out + [cap]
+
+
+def build_deployment(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Runtime, layout: Layout,
+                     concurrency: int, total: int, fit: MemoryFit, perf: Performance, quality: Quality,
+                     static_facts: dict, explain: bool = False) -> Deployment:
+    """The deployment's numbers for all replicas: `perf` is one replica at `concurrency`; `total` requests
+    are spread over the replicas."""
+    throughput = perf.throughput_tokens_per_s * total / concurrency
+    gpus = layout.gpus
+    gpu_hours = gpus / (throughput * 3600) * 1e6
+    cost = ctx.price * gpu_hours if ctx.price else None
+    if explain:
+        perf = ctx.speed(cand, kv, runtime, layout.tensor_parallel, concurrency, explain=True)
+    perf = perf.model_copy(update={"throughput_tokens_per_s": throughput, "cost_per_million_tokens": cost})
+    if ctx.mode == "ceiling":
+        gpus_needed = layout.tensor_parallel
+    else:
+        per_replica = max(1, fit.max_concurrency)
+        gpus_needed = min(gpus, layout.tensor_parallel * math.ceil(total / per_replica))
+    metrics = {
+        "expected_recovery_pct": quality.expected_recovery_pct,
+        "worst_recovery_pct": quality.worst_recovery_pct,
+        "gpu_hours_per_million_tokens": gpu_hours,
+        "tpot_ms": perf.tpot_ms,
+        "ttft_ms": perf.ttft_ms,
+        "gpus_needed": float(gpus_needed),
+        "model_bytes_per_gpu": float(fit.weights_bytes_per_gpu + fit.kv_bytes_per_gpu),
+        "max_total_concurrency": float(fit.max_concurrency * layout.replicas),
+        "throughput_per_gpu": throughput / gpus,
+        "speed_measured": float(ctx.speed_measured(runtime, layout.tensor_parallel, concurrency)),
+    }
+    facts = {
+        **static_facts,
+        "deploy.tp": layout.tensor_parallel,
+        "deploy.replicas": layout.replicas,
+        "deploy.concurrency": concurrency,
+        "mem.fits": fit.fits,
+        "perf.ttft_ms": perf.ttft_ms,
+        "perf.tpot_ms": perf.tpot_ms,
+        "perf.throughput_tokens_per_s": throughput,
+        "perf.cost_per_million_tokens": cost,
+        "quality.expected_pct": quality.expected_recovery_pct,
+        "quality.worst_pct": quality.worst_recovery_pct,
+    }
+    return Deployment.model_construct(
+        candidate=cand.id, kv=kv.id, runtime=runtime.id, layout=layout, concurrency=concurrency,
+        total_concurrency=total, memory=fit, performance=perf, quality=quality, metrics=metrics,
+        fired=[], flags=[], notes=[], facts=facts,
+    )
+
+
+def _unmeasured(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KVFormat, runtime: Runtime, layout: Layout,
+                concurrency: int, fit: MemoryFit) -> bool:
+    """In a measured-only pass, skip (and say why) an option whose runtime speed has no measurement behind it."""
+    if not out.measured_only or ctx.speed_measured(runtime, layout.tensor_parallel, concurrency):
+        return False
+    out.skipped.add(runtime.id)
+    out.attempt(Attempt(cand.id, kv.id, runtime.id, layout, [Reason(
+        kind="unmeasured", text=f"fits, but no published measurement backs {runtime.name}'s speed at {concurrency} "
+        f"requests on {layout.tensor_parallel} GPU(s) (knowledge/perf_measurements.yaml); name the runtime to plan "
+        "on it")], fit))
+    return True
+
+
+def _late(ctx: EndpointContext, dep: Deployment) -> list[Reason]:
+    return gates.late_rejections(ctx.rules, dep.facts) if ctx.late_rejects else []
+
+
+def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KVFormat, runtime: Runtime,
+                     layout: Layout, quality: Quality, facts: dict) -> None:
+    tp, replicas = layout.tensor_parallel, layout.replicas
+    shape = ctx.shape
+    if ctx.mode == "requirement":
+        per_replica = math.ceil(shape.concurrency / replicas)
+        fit = gates.memory_fit(ctx, cand, kv, runtime, tp, per_replica)
+        if not fit.fits:
+            if out.closer(cand.id, (0, True, fit.total_bytes_per_gpu)):
+                out.attempt(Attempt(cand.id, kv.id, runtime.id, layout,
+                                    [gates.memory_reason(ctx, fit, kv, layout, per_replica)], fit))
+            out.memory_misses.append(MemoryMiss(cand, kv, runtime, layout, fit, quality, facts))
+            return
+        if _unmeasured(ctx, out, cand, kv, runtime, layout, per_replica, fit):
+            return
+        perf = ctx.speed(cand, kv, runtime, tp, per_replica)
+        out.evaluated += 1
+        dep = build_deployment(ctx, cand, kv, runtime, layout, per_replica, shape.concurrency, fit, perf, quality,
+                               facts)
+        reasons = _late(ctx, dep)
+        if reasons:
+            out.gated.append(dep)
+            out.attempt(Attempt(cand.id, kv.id, runtime.id, layout, reasons, fit))
+        else:
+            out.feasible.append(dep)
+        return
+    # ceiling: choose the concurrency per replica, up to what fits and the user's cap
+    probe = gates.memory_fit(ctx, cand, kv, runtime, tp, 1)
+    cap = ctx.k.decision["batch-max-concurrency"].value
+    if shape.concurrency_explicit:
+        cap = math.ceil(shape.concurrency / replicas)
+    top = min(int(cap), probe.max_concurrency)
+    if top < 1:
+        if out.closer(cand.id, (0, True, probe.total_bytes_per_gpu)):
+            out.attempt(Attempt(cand.id, kv.id, runtime.id, layout, [gates.memory_reason(ctx, probe, kv, layout, 1)],
+                                probe))
+        out.memory_misses.append(MemoryMiss(cand, kv, runtime, layout, probe, quality, facts))
+        return
+    passing, failing = [], []
+    cheapest = math.inf
+    stop = ctx.cost_stop_ratio
+    for c in reversed(concurrency_options(top)):  # most requests first: the cheapest per token
+        fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c) if c != 1 else probe
+        if not fit.fits:  # a runtime whose overhead grows with the tokens held (llama.cpp) fits fewer
+            continue
+        if _unmeasured(ctx, out, cand, kv, runtime, layout, c, fit):
+            continue
+        perf = ctx.speed(cand, kv, runtime, tp, c)
+        out.evaluated += 1
+        dep = build_deployment(ctx, cand, kv, runtime, layout, c, c * replicas, fit, perf, quality, facts)
+        reasons = _late(ctx, dep)
+        (failing if reasons else passing).append((dep, reasons))
+        cost = dep.metrics["gpu_hours_per_million_tokens"]
+        if not reasons:
+            cheapest = min(cheapest, cost)
+        if stop and cost > cheapest * stop:
+            break  # fewer requests only cost more per token, past what the objective's tolerance keeps
+    if passing:
+        out.feasible.append(objective.best([d for d, _ in passing], ctx.k.priorities[shape.priority]))
+    elif failing:
+        dep, reasons = min(failing, key=lambda x: (len(x[1]), x[0].concurrency))
+        out.gated.append(dep)
+        out.attempt(Attempt(cand.id, kv.id, runtime.id, layout, reasons, dep.memory))
+
+
+def search(ctx: EndpointContext, measured_only: bool = False) -> Outcome:
+    """Evaluate every deployment; with `measured_only`, only those whose runtime speed published measurements
+    back at their concurrency and GPU count (the others keep a reason)."""
+    out = Outcome(measured_only)
+    layouts = gates.layouts(ctx.arch, ctx.request.gpus)
+    cands = list(candidates(ctx))
+    kvs = list(ctx.k.kv_formats.values())
+    out.runtimes = runtimes(ctx)
+    for runtime in out.runtimes:
+        blocked = gates.runtime_reasons(ctx, runtime)
+        if blocked:
+            for cand in cands:
+                out.attempt(Attempt(cand.id, kvs[0].id, runtime.id, None, blocked))
+            continue
+        served_kvs = [kv for kv in kvs if not gates.kv_support(ctx.k, kv, runtime)]
+        for cand in cands:
+            reasons = gates.candidate_support(ctx, cand, runtime)
+            if reasons or not served_kvs:
+                kv = served_kvs[0] if served_kvs else kvs[0]
+                # the rules explain what the support table only states (e.g. FP8 W8A8 runs as W8A16 on Ampere)
+                ruled = ctx.verdict(cand, kv, runtime)[1].reasons
+                out.attempt(Attempt(cand.id, kv.id, runtime.id, None,
+                                    ruled + (reasons or gates.kv_support(ctx.k, kv, runtime))))
+                continue
+            for kv in served_kvs:
+                facts, verdict = ctx.verdict(cand, kv, runtime)
+                if verdict.reasons:
+                    out.attempt(Attempt(cand.id, kv.id, runtime.id, None, verdict.reasons))
+                    continue
+                quality = ctx.quality(cand, kv, tuple(verdict.adjustments))
+                for layout in layouts:
+                    split = gates.group_split_reason(ctx, cand, layout.tensor_parallel)
+                    if split:
+                        out.attempt(Attempt(cand.id, kv.id, runtime.id, layout, [split]))
+                        continue
+                    _evaluate_layout(ctx, out, cand, kv, runtime, layout, quality, facts)
+    return out

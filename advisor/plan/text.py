@@ -1,0 +1,101 @@
+"""The plan as a short text summary (``--format text``): per endpoint the pick and its numbers, why, the
+Pareto front, the ladder, alternatives, near misses, the fallback, what was ruled out and how to serve it.
+Renders the plan document only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _money(perf: dict[str, Any] | None) -> str:
+    if not perf or perf.get("cost_per_million_tokens") is None:
+        return "-"
+    return f"${perf['cost_per_million_tokens']:,.2f}/M"
+
+
+def _layout(layout: dict[str, Any]) -> str:
+    tp, r = layout["tensor_parallel"], layout["replicas"]
+    return (f"TP{tp}" if r == 1 else f"{r}xTP{tp}") + f" @{layout['requests_per_replica']}"
+
+
+def _row(item: dict[str, Any]) -> str:
+    perf, q = item.get("performance") or {}, item["quality"]
+    label = f"{item['notation']} ({item['candidate']})"
+    return (f"{label:<34} {item['runtime']:<12} {_layout(item['layout']):<11} "
+            f"{q['expected_recovery_pct']:>6.2f}% {perf.get('tpot_ms', 0):>7.1f} ms/tok "
+            f"{perf.get('ttft_ms', 0):>7,.0f} ms TTFT {_money(perf):>10}  {item['total_gib_per_gpu']} GiB/GPU")
+
+
+def render_text(document: dict[str, Any]) -> str:
+    hw = document["hardware"]
+    lines = [f"{document['model']['name']} on {hw['gpus']} x {hw['name']}"]
+    for e in document["endpoints"]:
+        shape = e["shape"]
+        lines += ["", f"[{e['name']}] {e['workload']}, priority {e['priority']}: {shape['concurrency']} x "
+                  f"{shape['context']:,} tokens ({shape['prompt_tokens']:,} in / {shape['output_tokens']:,} out), "
+                  f"concurrency as a {shape['concurrency_mode']}"]
+        lines.append(f"  {e['summary']}")
+        rec = e.get("recommendation")
+        if rec is None:
+            lines += [f"  x {r['notation']}: {r['reasons'][0]}" for r in e["rejected"][:6]]
+            continue
+        w, kv, m, d = rec["weights"], rec["kv_cache"], e["memory"], e["deployment"]
+        layout = f"{d['replicas']} x TP{d['tensor_parallel']}" if d["replicas"] > 1 else f"TP{d['tensor_parallel']}"
+        lines.append(f"  pick      {rec['notation']} (scenario {rec['scenario']}) on {e['runtime']['name']} "
+                     f"{d['runtime_version']}, {layout}, {d['requests_per_replica']} requests per replica: weights "
+                     f"{w['scheme']} via {w['method']}, {w['bits_per_weight']} bits/weight overall; KV {kv['kv_format']}")
+        q = e["quality"]
+        tasks = ", ".join(f"{t['task']} {t['recovery_pct']:.2f}%" for t in q["by_task"])
+        lines.append(f"  quality   {q['expected_recovery_pct']:.2f}% expected accuracy vs BF16, worst case "
+                     f"{q['worst_recovery_pct']:.2f}% ({tasks})")
+        lines.append(f"  memory    weights {m['weights_gib']} + KV {m['kv_cache_gib']} + overhead {m['overhead_gib']} = "
+                     f"{m['total_gib']} of {m['capacity_gib']} GiB on {m['gpus']} GPU(s)"
+                     + (" per replica" if m["replicas"] > 1 else "") + f"; max {m['max_concurrency']:,} "
+                     f"sequences, max context {m['max_context']:,}")
+        perf = e.get("performance")
+        if perf:
+            cost = (f", ${perf['cost_per_million_tokens']:,.2f} per million tokens at ${perf['usd_per_gpu_hour']:g}/GPU-h"
+                    if perf.get("cost_per_million_tokens") is not None else "")
+            basis = "modelled" if perf.get("speed_backed_by_measurements", True) else "modelled, runtime not measured"
+            lines.append(f"  speed     first token {perf['ttft_ms']:,.0f} ms, {perf['tpot_ms']:,.1f} ms/token "
+                         f"({perf['decode_tokens_per_s']:,.0f} tokens/s per request), "
+                         f"{perf['throughput_tokens_per_s']:,.0f} tokens/s in all{cost} [{basis}]")
+        shown = {"contradiction": 0}
+        for item in e["rationale"]:
+            label = {"numbers": "why", "objective": "why", "runtime": "why", "quality": None, "rule": "agrees",
+                     "contradiction": "disagrees", "note": None}.get(item["kind"])
+            if item["kind"] == "contradiction":
+                shown["contradiction"] += 1
+                if shown["contradiction"] > 2:
+                    continue
+            if label:
+                lines.append(f"  {label:<9} {item['text']}")
+        for item in e["pareto"][:6]:
+            lines.append(f"  {'pareto *' if item['pick'] else 'pareto':<9} {_row(item)}")
+        if len(e["pareto"]) > 6:
+            lines.append(f"            ... and {len(e['pareto']) - 6} more on the front (see the YAML plan)")
+        for step in e["ladder"]:
+            fits = "fits" if step["fits"] else "does not fit"
+            lines.append(f"  ladder {step['step']}  {step['notation']:<24} {fits:<13} {step['note']}")
+        for alt in [a for a in e["alternatives"] if a.get("rank")][:3]:
+            lines.append(f"  also      {_row(alt)}")
+        for near in e.get("near_misses", [])[:2]:
+            lines.append(f"  near miss {near['text']}")
+        if e.get("fallback"):
+            fb = e["fallback"]
+            lines.append(f"  fallback  {fb['notation']} on {fb['runtime']} ({fb['name']}): {fb['why']}")
+        for r in e["rejected"][:4]:
+            lines.append(f"  ruled out {r['notation']:<24} {r['reasons'][0]}")
+        if len(e["rejected"]) > 4:
+            lines.append(f"            ... and {len(e['rejected']) - 4} more (see the YAML plan)")
+        lines.append("  validate  " + "; ".join(v["check"] for v in e["validation"]))
+        rt = e["runtime"]
+        lines.append(f"  serve     ({rt['name']} {rt['version']}) {rt['serve_command']}")
+        if rt.get("config"):
+            lines.append(f"            {rt['config_file']}: " + rt["config"].strip().replace("\n", "; "))
+        for note in rt.get("notes", []):
+            if "data-parallel" in note:
+                lines.append(f"            {note}")
+        qz = rt["quantization"]
+        lines.append(f"  quantize  {qz['note']}" + (f" [{qz['tool']} {qz['tool_version']}]" if qz.get("tool") else ""))
+    return "\n".join(lines)
