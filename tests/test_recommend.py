@@ -284,7 +284,7 @@ def test_llama_cpp_rejects_fp8_kv_with_the_rule():
     req = Request(model="meta-llama/Llama-3.1-8B-Instruct", gpu="rtx-4090", runtime="llama.cpp")
     result = recommend(req, K)
     ctx = EndpointContext(K, req, result.model, result.gpu, resolve_shape(req, req.endpoints[0], K))
-    _, verdict = ctx.verdict(K.candidates["gguf-q4_k_m"], K.kv_formats["fp8"], K.runtimes["llama.cpp"])
+    verdict = ctx.verdict(K.candidates["gguf-q4_k_m"], K.kv_formats["fp8"], K.runtimes["llama.cpp"])
     assert [r.rule for r in verdict.reasons if r.rule] == ["llama-cpp-no-fp8-kv"]
 
 

@@ -20,7 +20,7 @@ from advisor.physics import memory
 from advisor.physics.architecture import tensor_inventory
 from advisor.physics.estimate import gpu_price, resolve_layout
 from advisor.physics.performance import ModelCost, Performance, speed
-from advisor.physics.quality import Adjustment, Quality, expected_quality
+from advisor.physics.quality import Adjustment, Quality, expected_quality, size_bucket
 
 # Facts known before memory, speed and quality are computed; rules naming only these run once per
 # (candidate, KV format, runtime). Rules naming any other fact run per deployment, or when explaining.
@@ -28,10 +28,14 @@ STATIC_PREFIXES = ("request.", "endpoint.", "gpu.", "runtime.", "model.", "cand.
 
 
 class CompiledRule:
-    """A rule reduced by the endpoint's fixed facts and compiled, with the phase it runs in."""
+    """A rule reduced by the endpoint's fixed facts and compiled, with the phase it runs in and its scope: which
+    of the candidate's, KV format's and runtime's facts it still reads (a rule on the candidate alone is
+    evaluated once per candidate, not once per candidate x KV format x runtime)."""
 
-    def __init__(self, rule: Rule, check: Callable[[dict], bool], static: bool, versus: Callable | None):
-        self.rule, self.check, self.static, self.versus = rule, check, static, versus
+    def __init__(self, rule: Rule, check: Callable[[dict], bool], static: bool, versus: Callable | None,
+                 scope: tuple[bool, bool, bool], key: tuple):
+        self.rule, self.check, self.static, self.versus, self.scope = rule, check, static, versus, scope
+        self.key = key  # (rule id, the fixed facts it was reduced by): equal keys, equal conditions
 
 
 class Weights:
@@ -71,7 +75,13 @@ class EndpointContext:
         self._kv: dict[tuple[str, int, int], int] = {}
         self._overhead: dict[tuple[str, int, int], int] = {}
         self._quality: dict[tuple, Quality] = {}
-        self._static: dict[tuple[str, str, str], tuple[dict, StaticVerdict]] = {}
+        self._static: dict[tuple[str, str, str], StaticVerdict] = {}
+        self._facts: dict[tuple[str, str, str], dict] = {}
+        # a rule's verdict on a candidate, KV format and runtime, shared across requests (see CompiledRule.key)
+        self._fires: dict[tuple, bool] = derived(k, "rule-fires", dict)
+        if len(self._fires) > 200_000:
+            self._fires.clear()
+        self._parts: dict[tuple[str, str], dict] = {}
         self._speed_rows: dict[str, RuntimeSpeed] = {sp.runtime: sp for sp in k.speed.values()}
         crit = request.criteria
         self.base_facts = {
@@ -103,6 +113,9 @@ class EndpointContext:
             or model.native.scheme not in ("bf16", "fp16", "fp32"),
         }
         self.rules = self._compile_rules()
+        self._served_table = derived(k, "served", lambda: {
+            r: ([c.id for c in k.candidates.values() if r in c.runtimes],
+                [kv.id for kv in k.kv_formats.values() if r in kv.runtime_flags]) for r in k.runtimes})
         # The search only needs the rules that reject or change quality; the words (notes, flags, claims) of
         # the rest are added to the few deployments a plan shows (ladder.finish).
         self.gate_rules = [cr for cr in self.rules if cr.static and (cr.rule.effect.reject or cr.rule.effect.quality)]
@@ -112,15 +125,29 @@ class EndpointContext:
 
     # ------------------------------------------------------------------ rules
     def _compile_rules(self) -> list[CompiledRule]:
+        """Each rule reduced by this endpoint's fixed facts and compiled. Rules are data and knowledge is frozen,
+        so the reduction is shared by every endpoint whose fixed facts agree on what the rule reads."""
+        shared = derived(self.k, "compiled-rules", dict)
         out = []
         for rule in self.k.rules.values():
-            reduced = specialize(rule.when, self.base_facts)
-            if reduced is False:
-                continue
-            check = (lambda facts: True) if reduced is True else compile_condition(reduced)
-            static = all(f.startswith(STATIC_PREFIXES) for f in facts_named(rule.when))
-            versus = compile_condition(rule.effect.versus) if rule.effect.versus else None
-            out.append(CompiledRule(rule, check, static, versus))
+            names = _rule_facts(self.k, rule)
+            key = (rule.id, tuple((f, _hashable(self.base_facts[f])) for f in names if f in self.base_facts))
+            compiled = shared.get(key)
+            if compiled is None:
+                if len(shared) > 20_000:
+                    shared.clear()
+                reduced = specialize(rule.when, self.base_facts)
+                compiled = None
+                if reduced is not False:
+                    check = (lambda facts: True) if reduced is True else compile_condition(reduced)
+                    static = all(f.startswith(STATIC_PREFIXES) for f in names)
+                    versus = compile_condition(rule.effect.versus) if rule.effect.versus else None
+                    left = facts_named(reduced) if isinstance(reduced, dict) else set()
+                    scope = tuple(any(f.startswith(p) for f in left) for p in ("cand.", "kv.", "runtime."))
+                    compiled = CompiledRule(rule, check, static, versus, scope, key)
+                shared[key] = compiled or False
+            if compiled:
+                out.append(compiled)
         return out
 
     # ------------------------------------------------------------------ physics, cached
@@ -166,64 +193,113 @@ class EndpointContext:
     def quality(self, cand: Candidate, kv: KVFormat, adjustments: tuple[Adjustment, ...]) -> Quality:
         key = (cand.id, kv.id, adjustments)
         if key not in self._quality:
-            self._quality[key] = expected_quality(self.k, cand.id, kv.id, self.arch.model_type, self.params_b,
-                                                  self.tasks, adjustments)
+            shared = derived(self.k, "quality", dict)  # a pure function of these inputs: shared across requests
+            full = (key, self.arch.model_type, size_bucket(self.k, self.params_b), tuple(self.tasks.items()))
+            if full not in shared:
+                if len(shared) > 4096:
+                    shared.clear()
+                shared[full] = expected_quality(self.k, cand.id, kv.id, self.arch.model_type, self.params_b,
+                                                self.tasks, adjustments)
+            self._quality[key] = shared[full]
         return self._quality[key]
 
-    def speed_measured(self, runtime: Runtime, tp: int, concurrency: int) -> bool:
+    def speed_measured(self, runtime: Runtime, tp: int, concurrency: int, up_to: int | None = None) -> bool:
         """Do published measurements (knowledge/perf_measurements.yaml) back this runtime's speed constants at
-        this concurrency per replica and GPU count? Outside that range the roofline runs on assumed fractions."""
+        this concurrency per replica (or anywhere from `concurrency` to `up_to`) and GPU count? Outside that
+        range the roofline runs on assumed fractions."""
         ranges = derived(self.k, "speed-evidence", lambda: _speed_evidence(self.k))
         bounds = ranges.get(runtime.id)
-        return bool(bounds) and bounds[0] <= concurrency <= bounds[1] and tp <= bounds[2]
+        top = concurrency if up_to is None else up_to
+        return bool(bounds) and bounds[0] <= top and concurrency <= bounds[1] and tp <= bounds[2]
 
-    def verdict(self, cand: Candidate, kv: KVFormat, runtime: Runtime) -> tuple[dict, StaticVerdict]:
-        """(static facts, what the rejecting and quality rules say) for one candidate, KV format and runtime."""
+    def verdict(self, cand: Candidate, kv: KVFormat, runtime: Runtime) -> StaticVerdict:
+        """What the rejecting and quality rules say about one candidate, KV format and runtime (cached; each rule
+        is evaluated once per distinct value of the facts it reads)."""
         key = (cand.id, kv.id, runtime.id)
-        if key not in self._static:
-            facts = self.static_facts(cand, kv, runtime)
-            self._static[key] = (facts, apply_static(self.k, self.gate_rules, facts))
-        return self._static[key]
+        verdict = self._static.get(key)
+        if verdict is None:
+            fires = []
+            for cr in self.gate_rules:
+                use_c, use_k, use_r = cr.scope
+                slot = (cr.key, cand.id if use_c else None, kv.id if use_k else None, runtime.id if use_r else None)
+                hit = self._fires.get(slot)
+                if hit is None:
+                    hit = self._fires[slot] = cr.check(self.facts(cand, kv, runtime))
+                if hit:
+                    fires.append(cr)
+            verdict = self._static[key] = apply_static(self.k, fires, None)
+        return verdict
+
+    def facts(self, cand: Candidate, kv: KVFormat, runtime: Runtime) -> dict:
+        """The static facts of one candidate, KV format and runtime (cached)."""
+        key = (cand.id, kv.id, runtime.id)
+        facts = self._facts.get(key)
+        if facts is None:
+            facts = self._facts[key] = self.static_facts(cand, kv, runtime)
+        return facts
 
     def words(self, facts: dict) -> StaticVerdict:
         """Every static rule that fires on a deployment: its fired list, notes and runtime flags."""
         return apply_static(self.k, self.static_rules, facts)
 
     def _served(self, runtime_id: str) -> tuple[list[str], list[str]]:
-        table = derived(self.k, "served", lambda: {
-            r: ([c.id for c in self.k.candidates.values() if r in c.runtimes],
-                [kv.id for kv in self.k.kv_formats.values() if r in kv.runtime_flags]) for r in self.k.runtimes})
-        return table[runtime_id]
+        return self._served_table[runtime_id]
 
     # ------------------------------------------------------------------ facts
     def static_facts(self, cand: Candidate, kv: KVFormat, runtime: Runtime) -> dict:
-        native = cand.weights == "native"
-        weight_format = self.weights(cand).format if native else self.k.schemes[cand.weights].format
-        fmt = self.k.formats[weight_format]
-        kv_fmt = self.k.formats[kv.format]
-        method = self.k.methods[cand.method] if cand.method else None
-        return {
-            **self.base_facts,
-            "runtime.id": runtime.id,
-            "runtime.candidates": self._served(runtime.id)[0],
-            "runtime.kv_formats": self._served(runtime.id)[1],
-            "cand.id": cand.id,
-            "cand.native": cand.weights == "native",
-            "cand.scenario": cand.scenario,
-            "cand.tier": cand.tier,
-            "cand.weight_format": weight_format,
-            "cand.weight_bits": fmt.bits,
-            "cand.activations": cand.activations,
-            "cand.weight_only": cand.weight_only,
-            "cand.method": cand.method,
-            "cand.needs_calibration": bool(method and method.calibration.needs_data and cand.weights != "native"),
-            "cand.integer": fmt.family == "integer" and cand.tier < 16,
-            "cand.risk": cand.risk,
-            "kv.id": kv.id,
-            "kv.bits": kv_fmt.bits,
-            "kv.quantized": kv_fmt.bits < 16,
-            "kv.risk": kv.quality_risk,
-        }
+        """Every fact known before memory, speed and quality: the endpoint's, the candidate's, the KV format's and
+        the runtime's (each part computed once)."""
+        return {**self.base_facts, **self._cand_facts(cand), **self._kv_facts(kv), **self._runtime_facts(runtime)}
+
+    def _cand_facts(self, cand: Candidate) -> dict:
+        part = self._parts.get(("cand", cand.id))
+        if part is None:
+            native = cand.weights == "native"
+            weight_format = self.weights(cand).format if native else self.k.schemes[cand.weights].format
+            fmt = self.k.formats[weight_format]
+            method = self.k.methods[cand.method] if cand.method else None
+            part = self._parts[("cand", cand.id)] = {
+                "cand.id": cand.id,
+                "cand.native": native,
+                "cand.scenario": cand.scenario,
+                "cand.tier": cand.tier,
+                "cand.weight_format": weight_format,
+                "cand.weight_bits": fmt.bits,
+                "cand.activations": cand.activations,
+                "cand.weight_only": cand.weight_only,
+                "cand.method": cand.method,
+                "cand.needs_calibration": bool(method and method.calibration.needs_data and not native),
+                "cand.integer": fmt.family == "integer" and cand.tier < 16,
+                "cand.risk": cand.risk,
+            }
+        return part
+
+    def _kv_facts(self, kv: KVFormat) -> dict:
+        part = self._parts.get(("kv", kv.id))
+        if part is None:
+            bits = self.k.formats[kv.format].bits
+            part = self._parts[("kv", kv.id)] = {"kv.id": kv.id, "kv.bits": bits, "kv.quantized": bits < 16,
+                                                 "kv.risk": kv.quality_risk}
+        return part
+
+    def _runtime_facts(self, runtime: Runtime) -> dict:
+        part = self._parts.get(("runtime", runtime.id))
+        if part is None:
+            served = self._served(runtime.id)
+            part = self._parts[("runtime", runtime.id)] = {"runtime.id": runtime.id, "runtime.candidates": served[0],
+                                                           "runtime.kv_formats": served[1]}
+        return part
+
+
+def _rule_facts(k: Knowledge, rule: Rule) -> tuple[str, ...]:
+    table = derived(k, "rule-facts", dict)
+    if rule.id not in table:
+        table[rule.id] = tuple(sorted(facts_named(rule.when)))
+    return table[rule.id]
+
+
+def _hashable(value):
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _speed_evidence(k: Knowledge) -> dict[str, tuple[int, int, int]]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from advisor.decide.result import FiredRule, Layout, MemoryFit, Reason
 from advisor.decide.rules import facts_named
+from advisor.fastmodel import construct
 from advisor.knowledge import derived
 from advisor.knowledge.schema import Candidate, Knowledge, KVFormat, Rule, Runtime
 from advisor.physics import memory
@@ -130,8 +131,8 @@ def memory_fit(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Run
     per_seq = ctx.kv_per_sequence(kv, tp)
     kv_gpu = per_seq * concurrency
     headroom = max(0, capacity - w_gpu - overhead - max(budget, 0))
-    return MemoryFit.model_construct(
-        weights_bytes=w.checkpoint_bytes, weights_bytes_per_gpu=w_gpu, kv_bytes_per_gpu=kv_gpu,
+    return construct(
+        MemoryFit, weights_bytes=w.checkpoint_bytes, weights_bytes_per_gpu=w_gpu, kv_bytes_per_gpu=kv_gpu,
         overhead_bytes_per_gpu=overhead + headroom, capacity_bytes_per_gpu=capacity,
         kv_budget_bytes_per_gpu=budget, gpus=tp, fits=budget >= 0 and kv_gpu <= budget,
         max_concurrency=max(0, budget) // per_seq if per_seq else 0, max_context=None,
@@ -194,10 +195,11 @@ class StaticVerdict:
         self.flags: list[str] = []
 
 
-def apply_static(k: Knowledge, rules: Iterable[CompiledRule], facts: dict) -> StaticVerdict:
+def apply_static(k: Knowledge, rules: Iterable[CompiledRule], facts: dict | None) -> StaticVerdict:
+    """What the static rules that fire say. `facts` None: `rules` are already the ones that fire."""
     out = StaticVerdict()
     for cr in rules:
-        if not cr.static or not cr.check(facts):
+        if facts is not None and (not cr.static or not cr.check(facts)):
             continue
         rule, e = cr.rule, cr.rule.effect
         out.fired.append(fired(k, rule))

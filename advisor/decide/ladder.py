@@ -11,7 +11,6 @@ from advisor.decide import gates
 from advisor.decide.context import EndpointContext
 from advisor.decide.result import Deployment, KVOption, LadderStep, Layout, NearMiss, WeightsInfo
 from advisor.decide.search import MemoryMiss, Outcome, build_deployment
-from advisor.intake.request import Request
 from advisor.knowledge.schema import Candidate
 from advisor.physics import memory
 
@@ -70,7 +69,7 @@ def evaluate_at(ctx: EndpointContext, cand: Candidate, kv_id: str, runtime_id: s
     fit = gates.memory_fit(ctx, cand, kv, runtime, layout.tensor_parallel, concurrency)
     if not fit.fits:
         return None, fit
-    facts, verdict = ctx.verdict(cand, kv, runtime)
+    verdict, facts = ctx.verdict(cand, kv, runtime), ctx.facts(cand, kv, runtime)
     quality = ctx.quality(cand, kv, tuple(verdict.adjustments))
     perf = ctx.speed(cand, kv, runtime, layout.tensor_parallel, concurrency)
     total = concurrency * layout.replicas if ctx.mode == "ceiling" else ctx.shape.concurrency
@@ -210,18 +209,12 @@ def what_would_fit(ctx: EndpointContext, miss: MemoryMiss) -> list[str]:
         if longest > 0:
             out.append(f"a shorter context: {ctx.shape.concurrency} sequences fit up to {longest:,} tokens")
     for n in GPU_COUNTS:
-        if n <= ctx.request.gpus:
-            continue
-        options = gates.layouts(arch, n)
-        trial = Request(**{**ctx.request.model_dump(), "gpus": n})
-        other = EndpointContext(ctx.k, trial, ctx.model, ctx.gpu, ctx.shape)
-        for lay in options:
-            if lay.replicas != 1:
-                continue
-            if gates.memory_fit(other, miss.cand, kv, miss.runtime, lay.tensor_parallel, ctx.shape.concurrency).fits:
-                out.append(f"more GPUs: {n} x {ctx.gpu.name} (tensor parallel) fit {miss.cand.notation} with "
-                           f"{kv.id} KV")
-                return out
+        if n <= ctx.request.gpus or not any(lay.replicas == 1 for lay in gates.layouts(arch, n)):
+            continue  # n GPUs must split the heads in one tensor-parallel group
+        if gates.memory_fit(ctx, miss.cand, kv, miss.runtime, n, ctx.shape.concurrency).fits:
+            out.append(f"more GPUs: {n} x {ctx.gpu.name} (tensor parallel) fit {miss.cand.notation} with "
+                       f"{kv.id} KV")
+            return out
     return out
 
 
@@ -264,7 +257,7 @@ def kv_options(ctx: EndpointContext, pick: Deployment) -> list[KVOption]:
     for kv in ctx.k.kv_formats.values():
         blocking = gates.support_reasons(ctx, cand, kv, runtime)
         if not blocking:
-            blocking = ctx.verdict(cand, kv, runtime)[1].reasons
+            blocking = ctx.verdict(cand, kv, runtime).reasons
         if blocking:
             out.append(KVOption(kv=kv.id, available=False, reason=blocking[0].text))
             continue

@@ -217,4 +217,7 @@ def specialize(condition: Mapping[str, Any], known: Mapping[str, Any]) -> Mappin
     names = {condition.get("fact"), condition.get("value_fact")} - {None}
     if names <= set(known):
         return evaluate(condition, known)
+    op = condition.get("op", "eq")
+    if op not in ("truthy", "falsy") and any(n in known and known[n] is None for n in names):
+        return False  # a comparison with a missing (None) fact is false, whatever the other side is
     return condition

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from advisor.decide import gates, objective
 from advisor.decide.context import EndpointContext
 from advisor.decide.result import Deployment, Layout, MemoryFit, Reason
+from advisor.fastmodel import construct
 from advisor.intake.catalog import lookup
 from advisor.knowledge.schema import Candidate, KVFormat, Runtime
 from advisor.physics.performance import Performance
@@ -63,6 +64,12 @@ class Outcome:
         self.runtimes: list[Runtime] = []
         self.evaluated = 0
 
+    def settled(self, candidate: str) -> bool:
+        """The candidate already came as close as a hard reason can (only memory, targets or speed evidence
+        stopped it), so another hard-blocked attempt cannot replace it."""
+        best = self.attempts.get(candidate)
+        return best is not None and best.closeness[0] == 0
+
     def attempt(self, a: Attempt) -> None:
         best = self.attempts.get(a.candidate)
         if best is None or a.closeness < best.closeness:
@@ -109,7 +116,8 @@ def build_deployment(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtim
     cost = ctx.price * gpu_hours if ctx.price else None
     if explain:
         perf = ctx.speed(cand, kv, runtime, layout.tensor_parallel, concurrency, explain=True)
-    perf = perf.model_copy(update={"throughput_tokens_per_s": throughput, "cost_per_million_tokens": cost})
+    perf = construct(Performance, **{**perf.__dict__, "throughput_tokens_per_s": throughput,
+                                     "cost_per_million_tokens": cost})
     if ctx.mode == "ceiling":
         gpus_needed = layout.tensor_parallel
     else:
@@ -140,10 +148,10 @@ def build_deployment(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtim
         "quality.expected_pct": quality.expected_recovery_pct,
         "quality.worst_pct": quality.worst_recovery_pct,
     }
-    return Deployment.model_construct(
-        candidate=cand.id, kv=kv.id, runtime=runtime.id, layout=layout, concurrency=concurrency,
+    return construct(
+        Deployment, candidate=cand.id, kv=kv.id, runtime=runtime.id, layout=layout, concurrency=concurrency,
         total_concurrency=total, memory=fit, performance=perf, quality=quality, metrics=metrics,
-        fired=[], flags=[], notes=[], facts=facts,
+        fired=[], flags=[], notes=[], weights=None, facts=facts,
     )
 
 
@@ -229,6 +237,17 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
         out.attempt(Attempt(cand.id, kv.id, runtime.id, layout, reasons, dep.memory))
 
 
+def _concurrencies(ctx: EndpointContext, layout: Layout) -> tuple[int, int]:
+    """The range of requests per replica the search may try at this layout (one value for a requirement)."""
+    if ctx.mode == "requirement":
+        need = math.ceil(ctx.shape.concurrency / layout.replicas)
+        return need, need
+    cap = ctx.k.decision["batch-max-concurrency"].value
+    if ctx.shape.concurrency_explicit:
+        cap = math.ceil(ctx.shape.concurrency / layout.replicas)
+    return 1, int(cap)
+
+
 def search(ctx: EndpointContext, measured_only: bool = False) -> Outcome:
     """Evaluate every deployment; with `measured_only`, only those whose runtime speed published measurements
     back at their concurrency and GPU count (the others keep a reason)."""
@@ -243,22 +262,38 @@ def search(ctx: EndpointContext, measured_only: bool = False) -> Outcome:
             for cand in cands:
                 out.attempt(Attempt(cand.id, kvs[0].id, runtime.id, None, blocked))
             continue
+        if measured_only and not any(ctx.speed_measured(runtime, lay.tensor_parallel, *_concurrencies(ctx, lay))
+                                     for lay in layouts):
+            # Nothing this runtime could serve here has a measurement behind its speed: it is not ranked
+            # (a second pass evaluates it when no measured runtime serves the endpoint at all).
+            out.skipped.add(runtime.id)
+            reason = Reason(kind="runtime", text=f"not evaluated on {runtime.name}: no published measurement backs "
+                            "its speed at this concurrency and GPU count (knowledge/perf_measurements.yaml); name "
+                            "the runtime to plan on it")
+            for cand in cands:
+                if runtime.id in cand.runtimes and not gates.candidate_support(ctx, cand, runtime):
+                    out.attempt(Attempt(cand.id, kvs[0].id, runtime.id, None, [reason]))
+            continue
         served_kvs = [kv for kv in kvs if not gates.kv_support(ctx.k, kv, runtime)]
         for cand in cands:
             reasons = gates.candidate_support(ctx, cand, runtime)
             if reasons or not served_kvs:
+                if out.settled(cand.id):
+                    continue
                 kv = served_kvs[0] if served_kvs else kvs[0]
                 # the rules explain what the support table only states (e.g. FP8 W8A8 runs as W8A16 on Ampere)
-                ruled = ctx.verdict(cand, kv, runtime)[1].reasons
+                ruled = ctx.verdict(cand, kv, runtime).reasons
                 out.attempt(Attempt(cand.id, kv.id, runtime.id, None,
                                     ruled + (reasons or gates.kv_support(ctx.k, kv, runtime))))
                 continue
             for kv in served_kvs:
-                facts, verdict = ctx.verdict(cand, kv, runtime)
+                verdict = ctx.verdict(cand, kv, runtime)
                 if verdict.reasons:
-                    out.attempt(Attempt(cand.id, kv.id, runtime.id, None, verdict.reasons))
+                    if not out.settled(cand.id):
+                        out.attempt(Attempt(cand.id, kv.id, runtime.id, None, verdict.reasons))
                     continue
                 quality = ctx.quality(cand, kv, tuple(verdict.adjustments))
+                facts = ctx.facts(cand, kv, runtime)
                 for layout in layouts:
                     split = gates.group_split_reason(ctx, cand, layout.tensor_parallel)
                     if split:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from advisor.fastmodel import construct
 from advisor.knowledge.schema import GPU, KVFormat, RuntimeSpeed
 from advisor.physics.architecture import Architecture, tensor_inventory
 from advisor.physics.memory import Layout, weight_breakdown
@@ -126,8 +127,8 @@ def _allreduce_seconds(arch: Architecture, gpu: GPU, tp: int, tokens: float, spe
 
 def _phase(compute: float, memory: float, comm: float, overhead: float) -> Phase:
     core = max(compute, memory)
-    return Phase.model_construct(seconds=core + comm + overhead, compute_seconds=compute, memory_seconds=memory,
-                                 comm_seconds=comm, bound="compute" if compute >= memory else "memory")
+    return construct(Phase, seconds=core + comm + overhead, compute_seconds=compute, memory_seconds=memory,
+                     comm_seconds=comm, bound="compute" if compute >= memory else "memory")
 
 
 def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, weight_only: bool,
@@ -190,8 +191,8 @@ def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, we
             "with the batch's decode steps (continuous batching)",
         ] + ([f"tensor parallel over {tp} GPUs: two all-reduces per layer over "
               f"{gpu.interconnect_gbps or 32:g} GB/s"] if tp > 1 else [])
-    return Performance.model_construct(
-        ttft_ms=prefill.seconds * 1000,
+    return construct(
+        Performance, ttft_ms=prefill.seconds * 1000,
         tpot_ms=decode.seconds * 1000,
         decode_tokens_per_s=1 / decode.seconds,
         throughput_tokens_per_s=throughput,
