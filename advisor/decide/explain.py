@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from advisor.decide.context import EndpointContext
 from advisor.decide.ladder import notation
 from advisor.decide.result import Claim, Deployment, RationaleItem
-from advisor.knowledge.schema import METRIC_SENSE, Priority
+from advisor.knowledge.schema import METRIC_SENSE, ObjectiveKey, Priority
 from advisor.physics.memory import GIB
 
 # A rule's claim metric -> (deployment metric, words, format)
@@ -78,8 +78,19 @@ def against_baseline(ctx: EndpointContext, pick: Deployment, base: Deployment | 
             f"{ratio(pick.metrics['max_total_concurrency'], base.metrics['max_total_concurrency'])} the sequences.")
 
 
-def objective_line(priority: Priority, decided: list[str], front: int, evaluated: int) -> str:
-    keys = ", then ".join(METRIC_WORDS[m] for m in decided) if decided else "a tie on every key, broken by runtime preference"
+def _key_words(key: ObjectiveKey) -> str:
+    words = METRIC_WORDS[key.metric]
+    if key.within is not None:
+        unit = " points" if key.metric.endswith("_pct") or key.metric == "balanced_utility" else ""
+        return f"{words} (within {key.within:g}{unit} of the best)"
+    if key.within_pct is not None:
+        return f"{words} (within {key.within_pct:g}% of the best)"
+    return words
+
+
+def objective_line(priority: Priority, decided: list[ObjectiveKey], front: int, evaluated: int) -> str:
+    keys = ", then ".join(_key_words(k) for k in decided) if decided else \
+        "a tie on every key, broken by runtime preference"
     return (f"Priority {priority.id}: {priority.formula}. Decided by {keys}, among {front} option(s) on the Pareto "
             f"front of {evaluated} evaluated.")
 
@@ -174,15 +185,17 @@ def claims(ctx: EndpointContext, pick: Deployment, shown: Sequence[Deployment], 
             level = 0.1 if metric.endswith("_pct") or metric == "balanced_utility" else 0.02 * abs(vo)
             margin = sign * (vf - vo)
             holds = margin >= -level if better else margin <= level
-            text = (f"{words}: {_fmt(metric, vf)} at best where it applies ({notation(ctx, best_f.candidate, best_f.kv)}) "
-                    f"vs {_fmt(metric, vo)} at best otherwise ({notation(ctx, best_o.candidate, best_o.kv)})")
+            side = "better" if better else "worse"
+            text = (f"it expects {side} {words} where it applies; best there {_fmt(metric, vf)} "
+                    f"({notation(ctx, best_f.candidate, best_f.kv)}), best otherwise {_fmt(metric, vo)} "
+                    f"({notation(ctx, best_o.candidate, best_o.kv)})")
             out.append(Claim(rule=cr.rule.id, title=cr.rule.title, metric=words_key, on_pick=on_pick, holds=holds,
                              text=text, source=cr.rule.sources))
     return out
 
 
 def rationale(ctx: EndpointContext, pick: Deployment, base: Deployment | None, base_fit, priority: Priority,
-              decided: list[str], front: int, evaluated: int, ranked: Sequence[Deployment], tried: list[str],
+              decided: list[ObjectiveKey], front: int, evaluated: int, ranked: Sequence[Deployment], tried: list[str],
               checked: list[Claim], unmeasured: Sequence[str] = ()) -> list[RationaleItem]:
     items = [
         RationaleItem(kind="numbers", text=against_baseline(

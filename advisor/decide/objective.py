@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 
 from advisor.decide.result import Deployment
-from advisor.knowledge.schema import METRIC_SENSE, Priority
+from advisor.knowledge.schema import METRIC_SENSE, ObjectiveKey, Priority
 
 FRONT_METRICS = ("expected_recovery_pct", "gpu_hours_per_million_tokens", "tpot_ms", "ttft_ms")
 DERIVED = ("balanced_utility",)  # a function of metrics already compared
@@ -67,8 +67,8 @@ def _within(values: list[float], best: float, within: float | None, within_pct: 
 
 
 def cascade(options: Sequence[Deployment], priority: Priority, preference: dict[str, int] | None = None
-            ) -> tuple[Deployment, list[str]]:
-    """The option the objective prefers, and for each key that narrowed the field, the metric's name."""
+            ) -> tuple[Deployment, list[ObjectiveKey]]:
+    """The option the objective prefers, and the keys that narrowed the field."""
     left = list(options)
     decided: list[str] = []
     for key in priority.objective:
@@ -79,7 +79,7 @@ def cascade(options: Sequence[Deployment], priority: Priority, preference: dict[
         keep = _within(values, best, key.within, key.within_pct)
         narrowed = [d for d, k in zip(left, keep, strict=True) if k]
         if len(narrowed) < len(left):
-            decided.append(key.metric)
+            decided.append(key)
         left = narrowed
     pref = preference or {}
     left.sort(key=lambda d: (pref.get(d.runtime, 99), d.layout.tensor_parallel, d.candidate, d.kv,
@@ -95,7 +95,7 @@ def best(options: Sequence[Deployment], priority: Priority) -> Deployment:
 
 
 def rank(deployments: Sequence[Deployment], priority: Priority, preference: dict[str, int]
-         ) -> tuple[list[Deployment], list[Deployment], list[str]]:
+         ) -> tuple[list[Deployment], list[Deployment], list[ObjectiveKey]]:
     """(every deployment best first, the Pareto front, the metrics that decided the pick).
 
     The front is ordered by applying the objective repeatedly; the dominated rest follows, ordered by the

@@ -48,10 +48,11 @@ def render_text(document: dict[str, Any]) -> str:
         tasks = ", ".join(f"{t['task']} {t['recovery_pct']:.2f}%" for t in q["by_task"])
         lines.append(f"  quality   {q['expected_recovery_pct']:.2f}% expected accuracy vs BF16, worst case "
                      f"{q['worst_recovery_pct']:.2f}% ({tasks})")
+        where = f"per replica ({m['gpus']} GPUs)" if m["replicas"] > 1 else f"on {m['gpus']} GPU(s)"
+        over = f" over {m['replicas']} replicas" if m["replicas"] > 1 else ""
         lines.append(f"  memory    weights {m['weights_gib']} + KV {m['kv_cache_gib']} + overhead {m['overhead_gib']} = "
-                     f"{m['total_gib']} of {m['capacity_gib']} GiB on {m['gpus']} GPU(s)"
-                     + (" per replica" if m["replicas"] > 1 else "") + f"; max {m['max_concurrency']:,} "
-                     f"sequences, max context {m['max_context']:,}")
+                     f"{m['total_gib']} of {m['capacity_gib']} GiB {where}; max {m['max_concurrency']:,} "
+                     f"sequences{over}, max context {m['max_context']:,}")
         perf = e.get("performance")
         if perf:
             cost = (f", ${perf['cost_per_million_tokens']:,.2f} per million tokens at ${perf['usd_per_gpu_hour']:g}/GPU-h"
@@ -85,7 +86,7 @@ def render_text(document: dict[str, Any]) -> str:
             fb = e["fallback"]
             lines.append(f"  fallback  {fb['notation']} on {fb['runtime']} ({fb['name']}): {fb['why']}")
         for r in e["rejected"][:4]:
-            lines.append(f"  ruled out {r['notation']:<24} {r['reasons'][0]}")
+            lines.append(f"  ruled out {r['notation'] + ' (' + r['candidate'] + ')':<34} {r['reasons'][0]}")
         if len(e["rejected"]) > 4:
             lines.append(f"            ... and {len(e['rejected']) - 4} more (see the YAML plan)")
         lines.append("  validate  " + "; ".join(v["check"] for v in e["validation"]))
