@@ -55,7 +55,9 @@ table = pd.DataFrame(
         {
             "GPU": f"{r['gpus']} x {r['gpu_name']}",
             "precision": r["notation"],
-            "runtime": r["runtime"],
+            "runtime": r["runtime"] + ("" if r["speed_measured"] else " *"),
+            "layout": f"TP{r['tensor_parallel']}" + (f" x {r['replicas']}" if r["replicas"] > 1 else ""),
+            "expected accuracy %": r["expected_recovery_pct"],
             "GiB per GPU": r["total_gib_per_gpu"],
             "first token ms": r["ttft_ms"],
             "ms per token": r["tpot_ms"],
@@ -75,8 +77,12 @@ st.dataframe(
         "ms per token": st.column_config.NumberColumn(format="%.1f"),
         "tokens/s (all)": st.column_config.NumberColumn(format="%.0f"),
         "$ per M tokens": st.column_config.NumberColumn(format="$%.2f"),
+        "expected accuracy %": st.column_config.NumberColumn(format="%.2f"),
     },
 )
+if any(not r["speed_measured"] for r in rows):
+    st.caption("* no published measurement backs this runtime's speed at that concurrency and GPU count; "
+               "its figures rest on assumed fractions (knowledge/speed.yaml).")
 priced = [r for r in rows if r["cost_per_million_tokens"] is not None][:12]
 if priced:
     fig = charts.cost_figure(priced)
