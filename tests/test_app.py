@@ -215,3 +215,16 @@ def test_gpu_picker_page_lists_options_cheapest_first():
     assert {"GPU", "precision", "runtime", "first token ms", "$ per M tokens"} <= set(table.columns)
     costs = table["$ per M tokens"].dropna().tolist()
     assert len(costs) > 5 and costs == sorted(costs)
+
+
+def test_trade_offs_tab_draws_the_pareto_front():
+    at = app({"m": "meta-llama/Llama-3.1-70B-Instruct", "g": "h100-sxm", "n": "2"})
+    at.session_state["ep0_details"] = "Trade-offs"
+    at.run()
+    assert not at.exception
+    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    pareto = [f for f in figures if f["layout"].get("yaxis", {}).get("title", {}).get("text", "").startswith("Expected")]
+    assert pareto and {t["name"] for t in pareto[0]["data"]} >= {"Pick", "Pareto front"}
+    assert any("Objective (" in m.value for m in at.markdown)
+    table = at.dataframe[0].value
+    assert (table["pick"] == "★").sum() == 1

@@ -147,11 +147,6 @@ def render_endpoint(endpoint: dict, knowledge: Knowledge, key: str, speed=None) 
 
     left, right = st.columns([3, 2])
     with left:
-        points = pareto_rows(endpoint)
-        if points:
-            st.plotly_chart(charts.pareto_figure(points, title="Accuracy against cost (colour: ms per token)"),
-                            key=f"{key}_pareto", width="stretch", config={"displayModeBar": False})
-    with right:
         rows = memory_rows(endpoint)
         if rows:
             st.plotly_chart(
@@ -160,6 +155,7 @@ def render_endpoint(endpoint: dict, knowledge: Knowledge, key: str, speed=None) 
                 width="stretch",
                 config={"displayModeBar": False},
             )
+    with right:
         kvs = kv_rows(endpoint)
         if kvs:
             st.plotly_chart(
@@ -172,7 +168,7 @@ def render_endpoint(endpoint: dict, knowledge: Knowledge, key: str, speed=None) 
     # Lazy tabs: only the open one is rendered, which keeps each rerun (and the browser) light.
     sections = {
         "Why": lambda: _why(endpoint, rec),
-        "Trade-offs": lambda: _tradeoffs(endpoint),
+        "Trade-offs": lambda: _tradeoffs(endpoint, key),
         "Step-down ladder": lambda: _ladder(endpoint),
         "Alternatives": lambda: _alternatives(endpoint),
         "Ruled out": lambda: _ruled_out(endpoint),
@@ -194,28 +190,33 @@ def m_capacity(endpoint: dict) -> float:
 
 
 def _why(endpoint: dict, rec: dict) -> None:
-    for item in endpoint["rationale"]:
-        if item["kind"] in ("numbers", "objective", "runtime", "quality"):
-            st.markdown(f"- {item['text']}")
+    """The default tab, so plain text only (a data grid costs the browser more than the rest of the page)."""
+    lines = [f"- {item['text']}" for item in endpoint["rationale"]
+             if item["kind"] in ("numbers", "objective", "runtime", "quality")]
     claims = endpoint.get("claims") or []
     if claims:
-        st.markdown("**Rules of thumb, checked against these numbers**")
-        _table([{"rule": c["title"], "about": c["metric"], "applies to": "the pick" if c["on_pick"] else "an alternative",
-                 "the numbers": "agree" if c["holds"] else "disagree", "figures": c["text"],
-                 "source": "; ".join(c["source"])} for c in claims])
-    notes = [item for item in endpoint["rationale"] if item["kind"] == "note"]
-    for note in notes:
-        st.markdown(f"- {note['text']}")
-    st.markdown("**Kept in high precision:** " + "; ".join(rec["high_precision_layers"]))
+        lines.append("\n**Rules of thumb, checked against these numbers**\n")
+        lines += [f"- {'✓ agree' if c['holds'] else '✗ disagree'} · {c['title']} "
+                  f"({'the pick' if c['on_pick'] else 'an alternative'}): {c['text']}" for c in claims]
+    notes = [item["text"] for item in endpoint["rationale"] if item["kind"] == "note"]
+    if notes:
+        lines.append("\n**Notes**\n")
+        lines += [f"- {note}" for note in notes]
     q = endpoint["quality"]
-    _table([{"task": t["task"], "weight": t["weight"], "expected %": t["recovery_pct"], "worst %": t["worst_pct"],
-             "evidence": ", ".join(t["evidence"]) or "the BF16 reference", "match": t["match"]} for t in q["by_task"]])
-    for note in q.get("nearest_evidence", []):
-        st.caption(note)
+    tasks = "; ".join(f"{t['task']} (weight {t['weight']:g}): {t['recovery_pct']:.2f}%, worst {t['worst_pct']:.2f}%, "
+                      f"from {', '.join(t['evidence']) or 'the BF16 reference'}" for t in q["by_task"])
+    lines.append(f"\n**Expected accuracy by task:** {tasks}.")
+    lines += [f"\n*{note}*" for note in q.get("nearest_evidence", [])[:3]]
+    lines.append("\n**Kept in high precision:** " + "; ".join(rec["high_precision_layers"]))
+    st.markdown("\n".join(lines))
 
 
-def _tradeoffs(endpoint: dict) -> None:
+def _tradeoffs(endpoint: dict, key: str) -> None:
     st.markdown(f"**Objective ({endpoint['priority']}):** {endpoint['objective']}")
+    points = pareto_rows(endpoint)
+    if points:
+        st.plotly_chart(charts.pareto_figure(points, title="Accuracy against cost (colour: ms per token)"),
+                        key=f"{key}_pareto", width="stretch", config={"displayModeBar": False})
     _table([
         {"pick": "★" if p["pick"] else "", "configuration": f"{p['notation']} ({p['candidate']})",
          "runtime": p["runtime"], "layout": f"TP{p['layout']['tensor_parallel']} x{p['layout']['replicas']}",
