@@ -212,8 +212,16 @@ with st.sidebar:
                 format_func=lambda p: "request's / preset's" if p == "auto" else p,
             )
             a, b = st.columns(2)
+            preset = knowledge.workloads.get(st.session_state.get(ui_state.endpoint_key(i, "workload")) or "")
+            ceiling = preset is not None and preset.concurrency_mode == "ceiling"
             a.number_input(
-                "Concurrent requests", 1, 100_000, key=ui_state.endpoint_key(i, "concurrency"), persist_state="session"
+                "Concurrent requests, at most" if ceiling else "Concurrent requests",
+                1,
+                100_000,
+                key=ui_state.endpoint_key(i, "concurrency"),
+                persist_state="session",
+                help="Batch work: the most requests in flight; the engine chooses how many each replica runs."
+                if ceiling else "Requests served at once; all of them must fit.",
             )
             b.number_input(
                 "Context (0 = prompt + output)",

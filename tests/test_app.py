@@ -97,7 +97,7 @@ def test_several_endpoints_each_get_a_recommendation():
     at.selectbox(key="w_e1_workload").set_value("classification").run()
     assert not at.exception
     assert {"default", "bulk"} <= tab_labels(at)
-    assert query(at)["e"][1].startswith("bulk:classification:128:")  # the preset's shape came with it
+    assert query(at)["e"][1].startswith("bulk:classification:1024:")  # the preset's shape came with it
 
 
 def test_invalid_endpoint_name_is_explained_not_crashed():

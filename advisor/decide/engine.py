@@ -131,7 +131,9 @@ def recommend_endpoint(ctx: EndpointContext, detail: bool = True) -> EndpointRes
         ladder=ladder.ladder(ctx, pick, [], out, None, None), kv_options=ladder.kv_options(ctx, pick),
         validation=[c.id for c in k.validation.values() if evaluate(c.when, pick.facts)],
         rationale=[RationaleItem(kind="numbers", text="Nothing serves this endpoint as asked; the closest "
-                                         "option is shown with what would make it work: " + "; ".join(would))],
+                                 "option is shown with what would make it work: " + "; ".join(would),
+                                 source=["advisor/physics/memory.py", "advisor/physics/performance.py",
+                                         "knowledge/rules.yaml"])],
         runtime_chosen_by=chosen_by,
     )
 

@@ -198,11 +198,9 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
         else:
             out.feasible.append(dep)
         return
-    # ceiling: choose the concurrency per replica, up to what fits and the user's cap
+    # ceiling: choose the concurrency per replica, up to what fits, the endpoint's ceiling and the search's cap
     probe = gates.memory_fit(ctx, cand, kv, runtime, tp, 1)
-    cap = ctx.k.decision["batch-max-concurrency"].value
-    if shape.concurrency_explicit:
-        cap = math.ceil(shape.concurrency / replicas)
+    cap = min(ctx.k.decision["batch-max-concurrency"].value, math.ceil(shape.concurrency / replicas))
     top = min(int(cap), probe.max_concurrency)
     if top < 1:
         if out.closer(cand.id, (0, True, probe.total_bytes_per_gpu)):
@@ -242,9 +240,7 @@ def _concurrencies(ctx: EndpointContext, layout: Layout) -> tuple[int, int]:
     if ctx.mode == "requirement":
         need = math.ceil(ctx.shape.concurrency / layout.replicas)
         return need, need
-    cap = ctx.k.decision["batch-max-concurrency"].value
-    if ctx.shape.concurrency_explicit:
-        cap = math.ceil(ctx.shape.concurrency / layout.replicas)
+    cap = min(ctx.k.decision["batch-max-concurrency"].value, math.ceil(ctx.shape.concurrency / layout.replicas))
     return 1, int(cap)
 
 

@@ -84,7 +84,6 @@ class Shape(BaseModel):
     prompt_tokens: int
     output_tokens: int
     concurrency: int
-    concurrency_explicit: bool = False  # the user set it (a ceiling endpoint then never goes above it)
     context: int
 
 
@@ -114,6 +113,5 @@ def resolve_shape(request: Request, endpoint: Endpoint, knowledge: Knowledge) ->
         prompt_tokens=prompt,
         output_tokens=output,
         concurrency=endpoint.concurrency or workload.concurrency,
-        concurrency_explicit=endpoint.concurrency is not None,
         context=context,
     )

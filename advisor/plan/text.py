@@ -31,7 +31,8 @@ def render_text(document: dict[str, Any]) -> str:
     lines = [f"{document['model']['name']} on {hw['gpus']} x {hw['name']}"]
     for e in document["endpoints"]:
         shape = e["shape"]
-        lines += ["", f"[{e['name']}] {e['workload']}, priority {e['priority']}: {shape['concurrency']} x "
+        up_to = "up to " if shape["concurrency_mode"] == "ceiling" else ""
+        lines += ["", f"[{e['name']}] {e['workload']}, priority {e['priority']}: {up_to}{shape['concurrency']:,} x "
                   f"{shape['context']:,} tokens ({shape['prompt_tokens']:,} in / {shape['output_tokens']:,} out), "
                   f"concurrency as a {shape['concurrency_mode']}"]
         lines.append(f"  {e['summary']}")
