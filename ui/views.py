@@ -18,7 +18,10 @@ def _table(rows: list[dict]) -> None:
 
 
 def _gib(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.2f} GiB"
+    """GiB with two decimals, one from 100 (so a metric stays readable in a narrow column)."""
+    if value is None:
+        return "-"
+    return f"{value:,.1f} GiB" if value >= 100 else f"{value:,.2f} GiB"
 
 
 def memory_rows(endpoint: dict) -> list[dict]:
@@ -101,7 +104,8 @@ def _metrics(endpoint: dict) -> None:
                    "(knowledge/quality.yaml)")
     cols[1].metric("Time per token", f"{perf.get('tpot_ms', 0):,.1f} ms", help="modelled, at this concurrency")
     cols[2].metric("First token", f"{perf.get('ttft_ms', 0):,.0f} ms", help="one prompt's prefill, no queueing")
-    cols[3].metric("Throughput", f"{perf.get('throughput_tokens_per_s', 0):,.0f} tok/s", help="output, all requests")
+    cols[3].metric("Tokens/s", f"{perf.get('throughput_tokens_per_s', 0):,.0f}", help="output tokens per second, all "
+                   "requests and replicas")
     cost = perf.get("cost_per_million_tokens")
     cols[4].metric("Cost / M tokens", "-" if cost is None else f"${cost:,.2f}",
                    help=f"at ${perf.get('usd_per_gpu_hour') or 0:g} per GPU-hour" if cost is not None
