@@ -71,7 +71,11 @@ def test_plan_has_every_section(multi_plan):
         assert e["quality"]["worst_recovery_pct"] <= e["quality"]["expected_recovery_pct"]
         assert sum(1 for p in e["pareto"] if p["pick"]) == 1
         for item in [*e["alternatives"], *e["pareto"], e["fallback"]]:
-            assert {"quality", "performance", "layout", "runtime"} <= set(item)
+            assert {"quality", "performance", "layout", "runtime", "cost"} <= set(item)
+            assert item["quality"]["source"] or item["candidate"] == "bf16"
+        for item in e["alternatives"]:
+            assert item["why"] and "16-bit baseline" in item["why"][0]  # each states its figures
+        assert e["fallback"]["why"][0] and "16-bit baseline" in e["fallback"]["why"][1]
         assert {"name", "version", "serve_command", "quantization"} <= set(e["runtime"])
         assert all(v["source"] for v in e["validation"]) and all(x["source"] for x in e["rationale"])
         assert e["memory"]["total_gib"] <= e["memory"]["capacity_gib"]

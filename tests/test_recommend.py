@@ -76,10 +76,10 @@ def kinds(e: dict) -> set[str]:
 def assert_not_dominated(er) -> None:
     """The pick is on the Pareto front of every option the engine ranked: no other beats it on every number."""
     metrics = objective.front_metrics(K.priorities[er.shape.priority])
-    pick = objective._oriented(er.pick, metrics)
+    pick = objective.oriented(er.pick, metrics)
     for other in er.ranked:
         if other is not er.pick:
-            assert not objective.dominates(objective._oriented(other, metrics), pick), (other.key, er.pick.key)
+            assert not objective.dominates(objective.oriented(other, metrics), pick), (other.key, er.pick.key)
 
 
 # ---------------------------------------------------------------- the issue's cases
@@ -209,7 +209,7 @@ def test_pareto_front_holds_the_pick_and_only_non_dominated_options():
     metrics = objective.front_metrics(K.priorities[er.shape.priority])
     for a in er.pareto:
         for b in er.pareto:
-            assert not objective.dominates(objective._oriented(b, metrics), objective._oriented(a, metrics))
+            assert not objective.dominates(objective.oriented(b, metrics), objective.oriented(a, metrics))
     e = ep(model="meta-llama/Llama-3.1-70B-Instruct", gpu="h100-sxm", gpus=2)
     assert sum(1 for p in e["pareto"] if p["pick"]) == 1
 

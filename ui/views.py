@@ -249,7 +249,7 @@ def _ladder(endpoint: dict) -> None:
     )
     fb = endpoint.get("fallback")
     if fb:
-        st.markdown(f"**Fallback to keep configured:** {fb['notation']} ({fb['name']}) on {fb['runtime']}: {fb['why']}")
+        st.markdown(f"**Fallback to keep configured:** {fb['notation']} ({fb['name']}) on {fb['runtime']}: " + "; ".join(fb["why"]))
 
 
 def _alternatives(endpoint: dict) -> None:

@@ -87,6 +87,8 @@ def recommend_endpoint(ctx: EndpointContext, detail: bool = True) -> EndpointRes
         base, base_fit = ladder.reference(ctx, pick, ranked)
         fallback, fallback_why = ladder.fallback(ctx, pick, ranked)
         checked = explain.claims(ctx, pick, shown, ranked)
+        for dep in {id(d): d for d in [pick, *shown, *([fallback] if fallback else [])]}.values():
+            dep.why = explain.deployment_why(ctx, dep, base, base_fit, checked, pick)
         items = explain.rationale(ctx, pick, base, base_fit, priority, decided, len(front), out.evaluated, ranked,
                                   tried, checked, unmeasured)
         if measured and unmeasured:

@@ -88,6 +88,36 @@ def _key_words(key: ObjectiveKey) -> str:
     return words
 
 
+def deployment_why(ctx: EndpointContext, dep: Deployment, base: Deployment | None, base_fit,
+                   checked: Sequence[Claim], pick: Deployment | None = None) -> list[str]:
+    """One shown deployment's case in numbers: against the 16-bit baseline, and the rules of thumb that apply
+    to it and that the numbers bear out."""
+    q, p = dep.quality, dep.performance
+    if base is None:
+        need = (f"{base_fit.total_bytes_per_gpu / GIB:,.1f} GiB per GPU" if base_fit is not None else "more memory")
+        lines = [f"the 16-bit baseline does not fit ({need}); this holds {dep.metrics['max_total_concurrency']:,.0f} "
+                 f"sequences at {q.expected_recovery_pct:.2f}% expected accuracy, {p.tpot_ms:,.1f} ms per token"]
+    elif dep.config == base.config:
+        lines = [f"the 16-bit baseline itself: {q.expected_recovery_pct:.2f}% expected accuracy by definition, "
+                 f"{p.throughput_tokens_per_s:,.0f} tokens/s, {p.tpot_ms:,.1f} ms per token"]
+    else:
+        b = base.performance
+        lines = [f"x{p.throughput_tokens_per_s / b.throughput_tokens_per_s:.2f} throughput, "
+                 f"{ratio(dep.metrics['gpu_hours_per_million_tokens'], base.metrics['gpu_hours_per_million_tokens'])} "
+                 f"the cost, {q.expected_recovery_pct - base.quality.expected_recovery_pct:+.2f} points expected "
+                 f"accuracy, {ratio(dep.metrics['max_total_concurrency'], base.metrics['max_total_concurrency'])} "
+                 "the sequences against the 16-bit baseline"]
+    if pick is not None and dep is not pick:
+        lines.append(f"against the pick: {ratio(dep.metrics['gpu_hours_per_million_tokens'], pick.metrics['gpu_hours_per_million_tokens'])} "
+                     f"the cost, {ratio(p.tpot_ms, pick.performance.tpot_ms)} the time per token, "
+                     f"{q.expected_recovery_pct - pick.quality.expected_recovery_pct:+.2f} points expected accuracy")
+    fired = {f.id for f in dep.fired}
+    agree = [c.title for c in checked if c.rule in fired and c.holds]
+    if agree:
+        lines.append("rules that agree: " + "; ".join(dict.fromkeys(agree)))
+    return lines
+
+
 def objective_line(priority: Priority, decided: list[ObjectiveKey], front: int, evaluated: int) -> str:
     keys = ", then ".join(_key_words(k) for k in decided) if decided else \
         "a tie on every key, broken by runtime preference"

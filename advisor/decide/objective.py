@@ -27,7 +27,7 @@ def front_metrics(priority: Priority) -> tuple[str, ...]:
     return FRONT_METRICS + tuple(dict.fromkeys(extra))
 
 
-def _oriented(dep: Deployment, metrics: Sequence[str]) -> tuple[float, ...]:
+def oriented(dep: Deployment, metrics: Sequence[str]) -> tuple[float, ...]:
     """Metric values with 'higher is better' flipped, so smaller is better everywhere."""
     return tuple(-dep.metrics[m] if METRIC_SENSE[m] == "max" else dep.metrics[m] for m in metrics)
 
@@ -40,7 +40,7 @@ def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
 def pareto(deployments: Sequence[Deployment], metrics: Sequence[str]) -> list[Deployment]:
     """The non-dominated deployments. Sorted best-first lexicographically, a later one can never dominate an
     earlier one, so each is compared only with the front found so far."""
-    keyed = sorted(((_oriented(d, metrics), d) for d in deployments), key=lambda x: x[0])
+    keyed = sorted(((oriented(d, metrics), d) for d in deployments), key=lambda x: x[0])
     front: list[tuple[tuple[float, ...], Deployment]] = []
     for values, dep in keyed:
         if not any(dominates(f, values) for f, _ in front):
@@ -115,5 +115,5 @@ def rank(deployments: Sequence[Deployment], priority: Priority, preference: dict
     on_front = {id(d) for d in front}
     keys = [k.metric for k in priority.objective]
     rest = sorted((d for d in deployments if id(d) not in on_front),
-                  key=lambda d: (_oriented(d, keys), preference.get(d.runtime, 99), d.layout.tensor_parallel))
+                  key=lambda d: (oriented(d, keys), preference.get(d.runtime, 99), d.layout.tensor_parallel))
     return ordered + rest, front, decided

@@ -93,6 +93,7 @@ class Deployment(BaseModel):
     flags: list[str] = []
     notes: list[str] = []
     weights: WeightsInfo | None = None  # filled for shown deployments
+    why: list[str] = []  # for shown deployments: its figures against the 16-bit baseline, the rules that agree
     facts: dict = Field(default_factory=dict, exclude=True, repr=False)  # what the rules saw
 
     @property

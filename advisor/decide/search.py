@@ -151,7 +151,7 @@ def build_deployment(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtim
     return construct(
         Deployment, candidate=cand.id, kv=kv.id, runtime=runtime.id, layout=layout, concurrency=concurrency,
         total_concurrency=total, memory=fit, performance=perf, quality=quality, metrics=metrics,
-        fired=[], flags=[], notes=[], weights=None, facts=facts,
+        fired=[], flags=[], notes=[], weights=None, why=[], facts=facts,
     )
 
 

@@ -122,10 +122,15 @@ def brief(k: Knowledge, dep: Deployment, rank: int | None = None) -> dict[str, A
         "max_concurrency": dep.memory.max_concurrency * dep.layout.replicas,
         "memory_per_gpu_gib": memory_per_gpu(dep.memory),
         "quality": {"expected_recovery_pct": round(dep.quality.expected_recovery_pct, 2),
-                    "worst_recovery_pct": round(dep.quality.worst_recovery_pct, 2)},
+                    "worst_recovery_pct": round(dep.quality.worst_recovery_pct, 2), "source": list(dep.quality.sources)},
         "performance": performance_section(dep.performance, bool(dep.metrics.get("speed_measured"))),
-        "gpu_hours_per_million_tokens": round(dep.metrics["gpu_hours_per_million_tokens"], 4),
+        "cost": {"usd_per_gpu_hour": dep.performance.usd_per_gpu_hour,
+                 "cost_per_million_tokens": None if dep.performance.cost_per_million_tokens is None
+                 else round(dep.performance.cost_per_million_tokens, 3),
+                 "gpu_hours_per_million_tokens": round(dep.metrics["gpu_hours_per_million_tokens"], 4)},
     }
+    if dep.why:
+        out["why"] = list(dep.why)
     if rank is not None:
         out = {"rank": rank, **out}
     return out
@@ -286,7 +291,10 @@ def _endpoint(k: Knowledge, result: RecommendResult, er: EndpointResult) -> dict
     out["near_misses"] = [{"text": n.text, "serves": n.serves, "required": n.required, **brief(k, n.deployment)}
                           for n in er.near_misses]
     out["rejected"] = [_rejection(r) for r in er.rejected]
-    out["fallback"] = {**brief(k, er.fallback), "why": er.fallback_why} if er.fallback else None
+    out["fallback"] = None
+    if er.fallback:
+        fb = brief(k, er.fallback)
+        out["fallback"] = {**fb, "why": [er.fallback_why, *fb.get("why", [])]}
     out["ladder"] = [
         {"step": i + 1, "role": s.role, "notation": notation(k, s.candidate, s.kv), "candidate": s.candidate,
          "runtime": s.runtime, "fits": s.fits, "total_gib_per_gpu": _gib(s.total_bytes_per_gpu), "note": s.note,

@@ -85,7 +85,7 @@ def render_text(document: dict[str, Any]) -> str:
             lines.append(f"  near miss {near['text']}")
         if e.get("fallback"):
             fb = e["fallback"]
-            lines.append(f"  fallback  {fb['notation']} on {fb['runtime']} ({fb['name']}): {fb['why']}")
+            lines.append(f"  fallback  {fb['notation']} on {fb['runtime']} ({fb['name']}): {fb['why'][0]}")
         for r in e["rejected"][:4]:
             lines.append(f"  ruled out {r['notation'] + ' (' + r['candidate'] + ')':<34} {r['reasons'][0]}")
         if len(e["rejected"]) > 4:
