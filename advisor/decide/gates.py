@@ -195,6 +195,14 @@ class StaticVerdict:
         self.flags: list[str] = []
 
 
+def _adjustment(k: Knowledge, rule: Rule) -> Adjustment:
+    cache = derived(k, "adjustments", dict)
+    if rule.id not in cache:
+        q = rule.effect.quality
+        cache[rule.id] = Adjustment(rule=rule.id, expected_pct=q.expected_pct, worst_pct=q.worst_pct, basis=q.basis)
+    return cache[rule.id]
+
+
 def apply_static(k: Knowledge, rules: Iterable[CompiledRule], facts: dict | None) -> StaticVerdict:
     """What the static rules that fire say. `facts` None: `rules` are already the ones that fire."""
     out = StaticVerdict()
@@ -207,8 +215,7 @@ def apply_static(k: Knowledge, rules: Iterable[CompiledRule], facts: dict | None
             out.reasons.append(Reason(kind="rule", text=e.reject, rule=rule.id, source=rule.sources))
             continue
         if e.quality:
-            out.adjustments.append(Adjustment(rule=rule.id, expected_pct=e.quality.expected_pct,
-                                              worst_pct=e.quality.worst_pct, basis=e.quality.basis))
+            out.adjustments.append(_adjustment(k, rule))
         for flag in e.flags:
             if flag not in out.flags:
                 out.flags.append(flag)

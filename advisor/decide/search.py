@@ -161,10 +161,11 @@ def _unmeasured(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KVForma
     if not out.measured_only or ctx.speed_measured(runtime, layout.tensor_parallel, concurrency):
         return False
     out.skipped.add(runtime.id)
-    out.attempt(Attempt(cand.id, kv.id, runtime.id, layout, [Reason(
-        kind="unmeasured", text=f"fits, but no published measurement backs {runtime.name}'s speed at {concurrency} "
-        f"requests on {layout.tensor_parallel} GPU(s) (knowledge/perf_measurements.yaml); name the runtime to plan "
-        "on it")], fit))
+    if out.closer(cand.id, (0, False, fit.total_bytes_per_gpu)):
+        out.attempt(Attempt(cand.id, kv.id, runtime.id, layout, [Reason(
+            kind="unmeasured", text=f"fits, but no published measurement backs {runtime.name}'s speed at "
+            f"{concurrency} requests on {layout.tensor_parallel} GPU(s) (knowledge/perf_measurements.yaml); name the "
+            "runtime to plan on it")], fit))
     return True
 
 

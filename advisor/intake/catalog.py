@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from advisor.errors import AdvisorInputError
+from advisor.knowledge import derived
 from advisor.knowledge.schema import Knowledge, NativeLayout, PublishedCounts
 from advisor.physics.architecture import Architecture, architecture_from_config, read_config_file
 
@@ -89,15 +90,18 @@ def resolve_model(knowledge: Knowledge, text: str, field: str = "--model") -> Re
         raise AdvisorInputError(field, "a model is required", choices=list(knowledge.models))
     model_id = _catalog_match(knowledge, text)
     if model_id is not None:
-        entry = knowledge.models[model_id]
-        return ResolvedModel(
-            id=entry.id,
-            name=entry.name,
-            architecture=architecture_from_config(entry.config, where=f"models.yaml {entry.id}"),
-            native=entry.native,
-            published=entry.published,
-            source=entry.sources,
-        )
+        resolved = derived(knowledge, "catalog-models", dict)  # frozen: parse each catalog config once
+        if model_id not in resolved:
+            entry = knowledge.models[model_id]
+            resolved[model_id] = ResolvedModel(
+                id=entry.id,
+                name=entry.name,
+                architecture=architecture_from_config(entry.config, where=f"models.yaml {entry.id}"),
+                native=entry.native,
+                published=entry.published,
+                source=entry.sources,
+            )
+        return resolved[model_id]
     path = Path(text)
     if text.endswith(".json") or path.is_file():
         config = read_config_file(path)
