@@ -65,6 +65,10 @@ def test_permalink_round_trip_in_a_new_browser_context(page: Page, app_url: str,
     field.fill("48")
     field.press("Enter")
     changed_from(page, before)
+    # the URL is synced in its own message; wait for it rather than racing the summary
+    page.wait_for_function("() => decodeURIComponent(location.search).includes(':interactive-chat:48:')",
+                           timeout=30_000)
+    wait_for_idle(page)
     first = summary(page)
     url = page.url
     state, notes = from_query({k: v if k == "e" else v[-1] for k, v in parse_qs(urlparse(url).query).items()})
