@@ -67,12 +67,12 @@ def test_plan_has_every_section(multi_plan):
             assert key in e, key
         d = e["deployment"]
         assert d["tensor_parallel"] * d["replicas"] == d["gpus"] <= MULTI.gpus
-        assert {"expected_recovery_pct", "worst_recovery_pct", "by_task", "source"} <= set(e["quality"])
+        assert {"expected_recovery_pct", "worst_recovery_pct", "by_task", "sources"} <= set(e["quality"])
         assert e["quality"]["worst_recovery_pct"] <= e["quality"]["expected_recovery_pct"]
         assert sum(1 for p in e["pareto"] if p["pick"]) == 1
         for item in [*e["alternatives"], *e["pareto"], e["fallback"]]:
-            assert {"quality", "performance", "layout", "runtime", "cost"} <= set(item)
-            assert item["quality"]["source"] or item["candidate"] == "bf16"
+            assert {"quality", "performance", "memory", "layout", "runtime", "cost"} <= set(item)
+            assert item["quality"]["sources"] or item["candidate"] == "bf16"
         for item in e["alternatives"]:
             assert item["why"] and "16-bit baseline" in item["why"][0]  # each states its figures
         assert e["fallback"]["why"][0] and "16-bit baseline" in e["fallback"]["why"][1]

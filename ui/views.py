@@ -57,13 +57,13 @@ def memory_rows(endpoint: dict) -> list[dict]:
         )
     for alt in endpoint.get("alternatives", []):
         if alt.get("rank") is not None:
-            add(f"{alt['notation']} ({alt['candidate']})", alt.get("memory_per_gpu_gib"), alt["fits"], "alternative")
+            add(f"{alt['notation']} ({alt['candidate']})", alt.get("memory"), alt["fits"], "alternative")
     picked = rec["candidate"] if rec else None
     for rej in endpoint.get("rejected", []):
-        if rej.get("memory_per_gpu_gib") and picked not in rej["candidate"].split(", "):
+        if rej.get("memory") and picked not in rej["candidate"].split(", "):
             add(
                 f"{rej['notation']} KV-{str(rej.get('closest_kv', '')).upper()} ({rej['candidate']})",
-                rej["memory_per_gpu_gib"],
+                rej["memory"],
                 False,
                 "rejected",
             )

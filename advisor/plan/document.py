@@ -99,7 +99,7 @@ def quality_section(dep: Deployment) -> dict[str, Any]:
                      "match": t.match} for t in q.tasks],
         "adjustments": [a.model_dump() for a in q.adjustments],
         "nearest_evidence": list(q.fallback_notes),
-        "source": list(q.sources),
+        "sources": list(q.sources),
     }
 
 
@@ -120,9 +120,9 @@ def brief(k: Knowledge, dep: Deployment, rank: int | None = None) -> dict[str, A
         "fits": bool(dep.memory.fits),
         "total_gib_per_gpu": _gib(dep.memory.total_bytes_per_gpu),
         "max_concurrency": dep.memory.max_concurrency * dep.layout.replicas,
-        "memory_per_gpu_gib": memory_per_gpu(dep.memory),
+        "memory": memory_per_gpu(dep.memory),  # GiB per GPU
         "quality": {"expected_recovery_pct": round(dep.quality.expected_recovery_pct, 2),
-                    "worst_recovery_pct": round(dep.quality.worst_recovery_pct, 2), "source": list(dep.quality.sources)},
+                    "worst_recovery_pct": round(dep.quality.worst_recovery_pct, 2), "sources": list(dep.quality.sources)},
         "performance": performance_section(dep.performance, bool(dep.metrics.get("speed_measured"))),
         "cost": {"usd_per_gpu_hour": dep.performance.usd_per_gpu_hour,
                  "cost_per_million_tokens": None if dep.performance.cost_per_million_tokens is None
@@ -210,7 +210,7 @@ def _rejection(r) -> dict[str, Any]:
            "rules": [x.rule for x in r.reasons if x.rule]}
     if r.memory is not None:
         out["closest_kv"] = r.kv
-        out["memory_per_gpu_gib"] = memory_per_gpu(r.memory)
+        out["memory"] = memory_per_gpu(r.memory)  # GiB per GPU of its closest attempt
     return out
 
 
