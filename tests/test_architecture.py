@@ -128,9 +128,9 @@ def test_wrong_types_are_reported():
         architecture_from_config({**LLAMA_LIKE, "num_hidden_layers": "thirty-two"})
 
 
-def test_unknown_model_type_is_counted_as_dense_with_a_note():
-    arch = architecture_from_config({**LLAMA_LIKE, "model_type": "olmo2"})
-    assert arch.family == "llama" and "olmo2" in arch.notes[0]
+def test_unknown_model_type_is_refused_with_the_supported_ones():
+    with pytest.raises(AdvisorInputError, match="olmo2.*not a supported.*valid: llama"):
+        architecture_from_config({**LLAMA_LIKE, "model_type": "olmo2"})
 
 
 def test_missing_model_type_lists_supported_ones():
@@ -164,3 +164,70 @@ def test_bad_json_and_oversized_files_are_refused(tmp_path):
     big.write_bytes(b" " * 1_000_001)
     with pytest.raises(AdvisorInputError, match="must be under"):
         read_config_file(big)
+
+
+# Published parameter counts (model cards / HF safetensors metadata) for configs with legacy field names.
+GPT2 = {"model_type": "gpt2", "n_embd": 768, "n_layer": 12, "n_head": 12, "n_positions": 1024, "vocab_size": 50257,
+        "architectures": ["GPT2LMHeadModel"]}
+OPT_125M = {"model_type": "opt", "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+            "ffn_dim": 3072, "vocab_size": 50272, "max_position_embeddings": 2048, "word_embed_proj_dim": 768,
+            "do_layer_norm_before": True, "enable_bias": True, "architectures": ["OPTForCausalLM"]}
+PYTHIA_160M = {"model_type": "gpt_neox", "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+               "intermediate_size": 3072, "vocab_size": 50304, "max_position_embeddings": 2048, "rotary_pct": 0.25,
+               "tie_word_embeddings": False, "architectures": ["GPTNeoXForCausalLM"]}
+FALCON_7B = {"model_type": "falcon", "hidden_size": 4544, "num_hidden_layers": 32, "num_attention_heads": 71,
+             "multi_query": True, "new_decoder_architecture": False, "parallel_attn": True, "bias": False,
+             "vocab_size": 65024, "alibi": False, "architectures": ["FalconForCausalLM"]}
+FALCON_40B = {"model_type": "falcon", "hidden_size": 8192, "num_hidden_layers": 60, "num_attention_heads": 128,
+              "num_kv_heads": 8, "new_decoder_architecture": True, "parallel_attn": True, "bias": False,
+              "vocab_size": 65024, "alibi": False, "architectures": ["FalconForCausalLM"]}
+GPTJ_6B = {"model_type": "gptj", "n_embd": 4096, "n_layer": 28, "n_head": 16, "n_positions": 2048, "rotary_dim": 64,
+           "vocab_size": 50400, "tie_word_embeddings": False, "architectures": ["GPTJForCausalLM"]}
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (GPT2, 124_439_808),  # openai-community/gpt2 safetensors metadata
+        (OPT_125M, 125_239_296),  # facebook/opt-125m
+        (PYTHIA_160M, 162_322_944),  # EleutherAI/pythia-160m (pythia README table: 162,322,944)
+        (FALCON_7B, 6_921_720_704),  # tiiuae/falcon-7b safetensors metadata
+        (FALCON_40B, 41_303_293_952),  # tiiuae/falcon-40b safetensors metadata
+        # EleutherAI/gpt-j-6b: the transformers modules hold 6,050,882,784; the card's 6,053,381,344 counts the
+        # original mesh-transformer-jax layout (0.04 % apart).
+        (GPTJ_6B, 6_050_882_784),
+    ],
+    ids=["gpt2", "opt-125m", "pythia-160m", "falcon-7b", "falcon-40b", "gpt-j-6b"],
+)
+def test_legacy_field_names_count_published_parameters(config, expected):
+    assert sum(t.params for t in tensor_inventory(architecture_from_config(config))) == expected
+
+
+def test_config_without_model_type_is_read_from_its_architectures():
+    config = {k: v for k, v in GPT2.items() if k != "model_type"}
+    assert architecture_from_config(config).family == "gpt2"
+
+
+def test_falcon_kv_heads_follow_multi_query_and_new_decoder_architecture():
+    assert architecture_from_config(FALCON_7B).num_kv_heads == 1
+    assert architecture_from_config(FALCON_40B).num_kv_heads == 8
+
+
+DEEPSEEK_V2 = {
+    "model_type": "deepseek_v2", "architectures": ["DeepseekV2ForCausalLM"], "hidden_size": 5120,
+    "intermediate_size": 12288, "moe_intermediate_size": 1536, "num_hidden_layers": 60, "num_attention_heads": 128,
+    "num_key_value_heads": 128, "n_routed_experts": 160, "n_shared_experts": 2, "num_experts_per_tok": 6,
+    "first_k_dense_replace": 1, "moe_layer_freq": 1, "kv_lora_rank": 512, "q_lora_rank": 1536,
+    "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128, "vocab_size": 102400,
+    "max_position_embeddings": 163840, "tie_word_embeddings": False,
+}
+
+
+def test_deepseek_v2_weights_and_mla_cache_match_llm_d_capacity_planner():
+    """llm-d's capacity-planner tests: DeepSeek-V2 is 439.1 GiB of BF16 weights and 0.64 GiB of KV per 10k tokens."""
+    from advisor.physics.memory import kv_bytes_per_sequence
+
+    arch = architecture_from_config(DEEPSEEK_V2)
+    params = sum(t.params for t in tensor_inventory(arch))
+    assert round(params * 2 / 2**30, 1) == 439.1
+    assert round(kv_bytes_per_sequence(arch, K.kv_formats["bf16"], 10_000) / 2**30, 2) == 0.64

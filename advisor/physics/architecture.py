@@ -35,14 +35,57 @@ FAMILIES: dict[str, str] = {
     "gemma3_text": "gemma3",
     "mixtral": "mixtral",
     "qwen3_moe": "qwen3_moe",
+    "deepseek_v2": "deepseek_v2",
     "deepseek_v3": "deepseek_v3",
     "gpt_oss": "gpt_oss",
+    "gpt2": "gpt2",
+    "gptj": "gptj",
+    "gpt_neox": "gpt_neox",
+    "falcon": "falcon",
+    "RefinedWeb": "falcon",
+    "RefinedWebModel": "falcon",
+    "opt": "opt",
 }
 SUPPORTED_MODEL_TYPES = tuple(FAMILIES)
+MLA_FAMILIES = ("deepseek_v2", "deepseek_v3")
+
+# transformers model classes (config.json "architectures") -> model_type, for configs without model_type.
+ARCHITECTURE_CLASSES: dict[str, str] = {
+    "LlamaForCausalLM": "llama",
+    "MistralForCausalLM": "mistral",
+    "Phi3ForCausalLM": "phi3",
+    "Qwen2ForCausalLM": "qwen2",
+    "Qwen3ForCausalLM": "qwen3",
+    "Qwen3MoeForCausalLM": "qwen3_moe",
+    "Gemma2ForCausalLM": "gemma2",
+    "Gemma3ForCausalLM": "gemma3_text",
+    "Gemma3ForConditionalGeneration": "gemma3",
+    "MixtralForCausalLM": "mixtral",
+    "DeepseekV2ForCausalLM": "deepseek_v2",
+    "DeepseekV3ForCausalLM": "deepseek_v3",
+    "GptOssForCausalLM": "gpt_oss",
+    "GPT2LMHeadModel": "gpt2",
+    "GPTJForCausalLM": "gptj",
+    "GPTNeoXForCausalLM": "gpt_neox",
+    "FalconForCausalLM": "falcon",
+    "RWForCausalLM": "falcon",
+    "OPTForCausalLM": "opt",
+}
+
+# GPT-2-era field names -> the names the rest of this module reads.
+FIELD_ALIASES: dict[str, dict[str, str]] = {
+    "gpt2": {"n_embd": "hidden_size", "n_layer": "num_hidden_layers", "n_head": "num_attention_heads",
+             "n_positions": "max_position_embeddings", "n_inner": "intermediate_size"},
+    "gptj": {"n_embd": "hidden_size", "n_layer": "num_hidden_layers", "n_head": "num_attention_heads",
+             "n_positions": "max_position_embeddings", "n_inner": "intermediate_size"},
+    "falcon": {"n_layer": "num_hidden_layers", "n_head": "num_attention_heads", "n_head_kv": "num_kv_heads",
+               "ffn_hidden_size": "intermediate_size"},
+    "opt": {"ffn_dim": "intermediate_size"},
+}
 
 # Hugging Face defaults for tie_word_embeddings per model class (PretrainedConfig defaults to True,
 # but most decoder config classes override it).
-TIED_BY_DEFAULT = {"gemma2", "gemma3"}
+TIED_BY_DEFAULT = {"gemma2", "gemma3", "gpt2", "opt", "falcon"}
 
 
 class MLA(BaseModel):
@@ -118,6 +161,11 @@ class Architecture(BaseModel):
     expert_bias: bool = False
     router_bias: bool = False
     mla: MLA | None = None
+    gated_mlp: bool = True  # SwiGLU-style gate + up; False: one up projection (GPT-2, OPT, Falcon, NeoX, GPT-J)
+    mlp_bias: bool = False
+    norm_bias: bool = False  # LayerNorm with a bias (GPT-2 era) rather than RMSNorm
+    learned_positions: int = 0  # rows of a learned position embedding (GPT-2, OPT); 0 with rotary
+    lm_head_bias: bool = False
     notes: tuple[str, ...] = ()
 
     @property
@@ -196,31 +244,30 @@ def architecture_from_config(config: Mapping[str, Any], where: str = "config.jso
     if not isinstance(config, Mapping):
         raise AdvisorInputError(where, "expected a JSON object with the model's config fields")
     cfg = _flatten(config)
-    model_type = str(cfg.get("model_type") or "").strip()
+    model_type = _model_type(cfg, where)
     notes: list[str] = []
-    family = FAMILIES.get(model_type)
-    if family is None:
-        if not model_type:
-            raise AdvisorInputError(where, "missing required field 'model_type'", choices=SUPPORTED_MODEL_TYPES)
-        family = "llama"
-        notes.append(
-            f"model_type {model_type!r} is not one of the supported architectures "
-            f"({', '.join(SUPPORTED_MODEL_TYPES)}); counted as a Llama-style dense decoder"
-        )
+    family = FAMILIES[model_type]
+    for old, new in FIELD_ALIASES.get(family, {}).items():
+        if cfg.get(new) is None and cfg.get(old) is not None:
+            cfg[new] = cfg[old]
+    if family in ("gpt2", "gptj", "falcon") and cfg.get("intermediate_size") is None and \
+            isinstance(cfg.get("hidden_size"), int):
+        cfg["intermediate_size"] = 4 * cfg["hidden_size"]  # their default: 4 x hidden
 
     required = ["num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size"]
-    if family == "deepseek_v3":
+    if family in MLA_FAMILIES:
         required += ["kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"]
     missing = _missing(cfg, required)
     expert_key = {
         "mixtral": "num_local_experts",
         "gpt_oss": "num_local_experts",
         "qwen3_moe": "num_experts",
+        "deepseek_v2": "n_routed_experts",
         "deepseek_v3": "n_routed_experts",
     }.get(family)
     if expert_key:
         missing += _missing(cfg, [expert_key, "num_experts_per_tok"])
-    if family in ("qwen3_moe", "deepseek_v3"):
+    if family in ("qwen3_moe", *MLA_FAMILIES):
         missing += _missing(cfg, ["moe_intermediate_size"])
     if family != "qwen3_moe" and family != "gpt_oss":
         missing += _missing(cfg, ["intermediate_size"])
@@ -233,6 +280,11 @@ def architecture_from_config(config: Mapping[str, Any], where: str = "config.jso
     if not layers or not hidden or not heads:
         raise AdvisorInputError(where, "num_hidden_layers, hidden_size and num_attention_heads must be > 0")
     kv_heads = _int(cfg, "num_key_value_heads", where, required=False) or heads
+    if family == "falcon":
+        if cfg.get("new_decoder_architecture"):
+            kv_heads = _int(cfg, "num_kv_heads", where, required=False) or heads
+        elif cfg.get("multi_query", True):
+            kv_heads = 1
     head_dim = _int(cfg, "head_dim", where, required=False) or hidden // heads
     vocab = _int(cfg, "vocab_size", where)
     tied_default = family in TIED_BY_DEFAULT
@@ -255,10 +307,17 @@ def architecture_from_config(config: Mapping[str, Any], where: str = "config.jso
     )
     if cfg.get("_multimodal"):
         notes.append("text model only: the vision encoder and projector are not counted")
+    legacy = _legacy_fields(cfg, family, hidden, where)
+    if "notes_extra" in legacy:
+        notes.append(legacy.pop("notes_extra"))
+    fields.update(legacy)
 
     attention_bias = bool(cfg.get("attention_bias", False))
-    if family == "qwen2":
+    if family in ("qwen2", "gpt2", "opt", "gpt_neox"):
         fields["qkv_bias"] = True
+        fields["o_bias"] = family != "qwen2"
+    elif family == "falcon":
+        fields.update(qkv_bias=bool(cfg.get("bias")), o_bias=bool(cfg.get("bias")))
     elif family == "gpt_oss":
         fields.update(qkv_bias=True, o_bias=True, attention_sinks=True)
     elif attention_bias:
@@ -274,9 +333,10 @@ def architecture_from_config(config: Mapping[str, Any], where: str = "config.jso
         if not experts or not top_k or top_k > experts:
             raise AdvisorInputError(where, f"{expert_key} and num_experts_per_tok must satisfy 0 < k <= experts")
         moe_inter = _int(cfg, "moe_intermediate_size", where, required=False) or fields["intermediate_size"]
-        if family == "deepseek_v3":
+        if family in MLA_FAMILIES:
             first_dense = _int(cfg, "first_k_dense_replace", where, required=False) or 0
-            moe_layers = tuple(range(first_dense, layers))
+            freq = _int(cfg, "moe_layer_freq", where, required=False) or 1
+            moe_layers = tuple(i for i in range(first_dense, layers) if i % freq == 0)
         elif family == "qwen3_moe":
             step = _int(cfg, "decoder_sparse_step", where, required=False) or 1
             dense_only = set(cfg.get("mlp_only_layers") or [])
@@ -292,7 +352,7 @@ def architecture_from_config(config: Mapping[str, Any], where: str = "config.jso
             expert_bias=family == "gpt_oss",
             router_bias=family in ("gpt_oss", "deepseek_v3"),
         )
-    if family == "deepseek_v3":
+    if family in MLA_FAMILIES:
         fields["mla"] = MLA(
             q_lora_rank=_int(cfg, "q_lora_rank", where, required=False),
             kv_lora_rank=_int(cfg, "kv_lora_rank", where),
@@ -304,6 +364,52 @@ def architecture_from_config(config: Mapping[str, Any], where: str = "config.jso
             notes.append("the multi-token-prediction (MTP) module is not counted")
     fields["notes"] = tuple(notes)
     return Architecture(**fields)
+
+
+def _model_type(cfg: Mapping[str, Any], where: str) -> str:
+    """The config's model_type, or the one its transformers class implies; refused when not supported."""
+    model_type = cfg.get("model_type")
+    if model_type is not None and not isinstance(model_type, str):
+        raise AdvisorInputError(where, f"field 'model_type' must be a string, got {model_type!r}")
+    model_type = (model_type or "").strip()
+    if not model_type:
+        classes = cfg.get("architectures")
+        names = [c for c in classes if isinstance(c, str)] if isinstance(classes, list) else []
+        model_type = next((ARCHITECTURE_CLASSES[c] for c in names if c in ARCHITECTURE_CLASSES), "")
+        if not model_type:
+            shown = ", ".join(names[:3]) or "none"
+            raise AdvisorInputError(where, f"missing field 'model_type', and its 'architectures' ({shown}) name "
+                                    "no supported class", choices=SUPPORTED_MODEL_TYPES)
+    if model_type not in FAMILIES:
+        raise AdvisorInputError(where, f"model_type {model_type[:80]!r} is not a supported architecture (its tensors "
+                                "and cache cannot be counted without guessing)", value=model_type[:80],
+                                choices=SUPPORTED_MODEL_TYPES)
+    return model_type
+
+
+def _legacy_fields(cfg: Mapping[str, Any], family: str, hidden: int, where: str) -> dict[str, Any]:
+    """What GPT-2-era decoders differ in: one-matrix MLPs with biases, LayerNorm with biases, learned
+    positions (GPT-2: n_positions rows; OPT: max_position_embeddings + 2), a biased lm_head (GPT-J)."""
+    if family == "gpt2":
+        return dict(gated_mlp=False, mlp_bias=True, norm_bias=True,
+                    learned_positions=_int(cfg, "max_position_embeddings", where, required=False) or 1024)
+    if family == "gptj":
+        return dict(gated_mlp=False, mlp_bias=True, norm_bias=True, norms_per_layer=1, lm_head_bias=True)
+    if family == "gpt_neox":
+        return dict(gated_mlp=False, mlp_bias=True, norm_bias=True)
+    if family == "falcon":
+        two = bool(cfg.get("new_decoder_architecture"))
+        return dict(gated_mlp=False, mlp_bias=bool(cfg.get("bias")), norm_bias=True,
+                    norms_per_layer=2 if two else 1)
+    if family == "opt":
+        extra: dict[str, Any] = dict(gated_mlp=False, mlp_bias=bool(cfg.get("enable_bias", True)), norm_bias=True,
+                                     learned_positions=(_int(cfg, "max_position_embeddings", where,
+                                                             required=False) or 2048) + 2)
+        projection = _int(cfg, "word_embed_proj_dim", where, required=False)
+        if projection and projection != hidden:
+            extra["notes_extra"] = f"OPT's {projection}-wide embedding projection is not counted"
+        return extra
+    return {}
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -351,10 +457,15 @@ def tensor_inventory(arch: Architecture) -> tuple[Tensor, ...]:
             )
 
     add("embedding", "embed_tokens", arch.vocab_size, h, 1)
+    if arch.learned_positions:
+        add("embedding", "position_embeddings", arch.learned_positions, h, 1)
     if not arch.tied_embeddings:
         add("lm_head", "lm_head", arch.vocab_size, h, 1)
-    add("norms", "final_norm", h, None, 1)
-    add("norms", "layer_norms", h, None, n_layers * arch.norms_per_layer)
+    if arch.lm_head_bias:
+        add("lm_head", "lm_head_bias", arch.vocab_size, None, 1)
+    norm = 2 * h if arch.norm_bias else h  # LayerNorm keeps a bias beside its scale
+    add("norms", "final_norm", norm, None, 1)
+    add("norms", "layer_norms", norm, None, n_layers * arch.norms_per_layer)
 
     # attention
     if arch.mla is not None:
@@ -391,8 +502,13 @@ def tensor_inventory(arch: Architecture) -> tuple[Tensor, ...]:
     dense_layers = n_layers - moe_layers
     if dense_layers:
         inter = arch.intermediate_size or 0
-        add("mlp", "gate_up_proj", 2 * inter, h, dense_layers)
+        if arch.gated_mlp:
+            add("mlp", "gate_up_proj", 2 * inter, h, dense_layers)
+        else:
+            add("mlp", "up_proj", inter, h, dense_layers)
         add("mlp", "down_proj", h, inter, dense_layers)
+        if arch.mlp_bias:
+            add("mlp", "mlp_bias", inter + h, None, dense_layers)
     if moe_layers:
         e, k, inter = arch.num_experts, arch.experts_per_token, arch.moe_intermediate_size or 0
         add("experts", "experts.gate_up_proj", 2 * inter, h, moe_layers * e, moe_layers * k)
