@@ -88,9 +88,10 @@ def test_every_cell_is_well_formed():
 
 
 def test_every_configuration_has_evidence_somewhere():
-    for cand in K.candidates:
-        if cand != "bf16":
-            assert nearest(K, "weights", cand, "llama", "small", "general")[0], cand
+    for cand in K.candidates.values():
+        evidence = cand.evidence_as or cand.id
+        if evidence != "bf16":
+            assert nearest(K, "weights", evidence, "llama", "small", "general")[0], cand.id
     for kv in K.kv_formats:
         if kv not in ("bf16", "fp16"):
             assert nearest(K, "kv", kv, "llama", "small", "general")[0], kv

@@ -24,6 +24,9 @@ from advisor.physics.quality import Adjustment, Quality, expected_quality, size_
 
 # Facts known before memory, speed and quality are computed; rules naming only these run once per
 # (candidate, KV format, runtime). Rules naming any other fact run per deployment, or when explaining.
+# quant_method values of post-training quantization tools: such a checkpoint has a 16-bit original (its base
+# model); FP8 / MXFP4 checkpoints may be the release itself (DeepSeek-V3, gpt-oss).
+POST_TRAINING_TOOLS = ("awq", "gptq", "compressed-tensors", "modelopt", "bitsandbytes")
 STATIC_PREFIXES = ("request.", "endpoint.", "gpu.", "runtime.", "model.", "cand.", "kv.")
 
 
@@ -55,6 +58,17 @@ class Weights:
         self.groups = tuple(m.group for m in breakdown)
         self._split = memory.matrix_vector_bytes(arch, self.layout)
         self.cost = ModelCost(arch, self.layout)
+        native = model.native
+        self.exact = bool(native.checkpoint_bytes) and (
+            cand.weights == "native" or (not native.quantized and cand.weights == native.scheme))
+        if self.exact:  # the safetensors headers' tensor bytes replace the computed size; vectors are not split
+            exact = int(native.checkpoint_bytes)  # type: ignore[arg-type]
+            scale = exact / self.checkpoint_bytes if self.checkpoint_bytes else 1.0
+            self.checkpoint_bytes = exact
+            self.bits_per_weight = 8 * exact / self.params if self.params else 0.0
+            if self.bits_per_quantized_weight is not None:
+                self.bits_per_quantized_weight *= scale
+            self._split = (max(0, exact - self._split[1]), self._split[1])
 
     def per_gpu(self, tp: int) -> int:
         matrix, vector = self._split
@@ -109,8 +123,9 @@ class EndpointContext:
             "model.moe": self.arch.is_moe,
             "model.params_b": self.params_b,
             "model.mla": self.arch.mla is not None,
-            "model.native_quantized": bool(model.native.overrides)
-            or model.native.scheme not in ("bf16", "fp16", "fp32"),
+            "model.native_quantized": model.native.quantized,
+            "model.post_training_quantized": model.native.quantized and model.native.method in POST_TRAINING_TOOLS,
+            "model.base_model": bool(model.base_model),
         }
         self.rules = self._compile_rules()
         self._served_table = derived(k, "served", lambda: {
@@ -155,7 +170,8 @@ class EndpointContext:
         key = (cand.weights, cand.group_size)
         if key not in self._weights:
             shared = derived(self.k, "weights", dict)  # across requests: the same model and scheme, same bytes
-            native = (self.model.native.scheme, tuple(sorted(self.model.native.overrides.items())))
+            n = self.model.native
+            native = (n.scheme, tuple(sorted(n.overrides.items())), n.group_size, n.checkpoint_bytes)
             full = (self.arch, native, *key)
             if full not in shared:
                 if len(shared) > 512:
@@ -198,8 +214,8 @@ class EndpointContext:
             if full not in shared:
                 if len(shared) > 4096:
                     shared.clear()
-                shared[full] = expected_quality(self.k, cand.id, kv.id, self.arch.model_type, self.params_b,
-                                                self.tasks, adjustments)
+                shared[full] = expected_quality(self.k, cand.evidence_as or cand.id, kv.id, self.arch.model_type,
+                                                self.params_b, self.tasks, adjustments)
             self._quality[key] = shared[full]
         return self._quality[key]
 

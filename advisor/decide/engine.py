@@ -13,7 +13,7 @@ from advisor.decide.result import Deployment, EndpointResult, RationaleItem, Rec
 from advisor.decide.rules import evaluate
 from advisor.decide.search import Outcome, build_deployment, search
 from advisor.errors import AdvisorInputError
-from advisor.intake.catalog import lookup, model_from_config, resolve_model
+from advisor.intake.catalog import ResolvedModel, lookup, model_from_config, resolve_model
 from advisor.intake.request import Request, check_ids, resolve_shape
 from advisor.knowledge import load_knowledge
 from advisor.knowledge.schema import Knowledge
@@ -150,12 +150,16 @@ def _unfitting(ctx: EndpointContext, miss) -> Deployment:
     return ladder.finish(ctx, dep)
 
 
-def recommend(request: Request, knowledge: Knowledge | None = None, detail: bool = True) -> RecommendResult:
+def recommend(request: Request, knowledge: Knowledge | None = None, detail: bool = True,
+              model: ResolvedModel | None = None) -> RecommendResult:
     """Plan every endpoint of a request. Raises AdvisorInputError naming the bad field. `detail` False skips the
-    explanation around each pick (ladder, fallback, near misses, claims)."""
+    explanation around each pick (ladder, fallback, near misses, claims). `model`: the model already resolved
+    (a Hugging Face repo read by advisor.intake.hub); otherwise it is resolved from the request."""
     k = knowledge or load_knowledge()
     check_ids(request, k)
-    if request.custom_model is not None:
+    if model is not None:
+        pass
+    elif request.custom_model is not None:
         model = model_from_config(request.custom_model, name=request.model, where=f"config.json of {request.model}")
     else:
         model = resolve_model(k, request.model, field="model")

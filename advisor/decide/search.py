@@ -82,11 +82,16 @@ class Outcome:
 
 
 def candidates(ctx: EndpointContext) -> Iterable[Candidate]:
-    """Every candidate, except those offered only for a model whose own checkpoint uses their layout."""
-    native = {ctx.model.native.scheme, *ctx.model.native.overrides.values()}
+    """Every candidate, except those offered only for a model whose own checkpoint uses their layout (the ones
+    its native layout lists, or, where it lists none, those whose scheme it uses)."""
+    layout = ctx.model.native
+    native = {layout.scheme, *layout.overrides.values()}
     for cand in ctx.k.candidates.values():
-        if cand.only_for_native and cand.only_for_native not in native:
-            continue
+        if cand.only_for_native:
+            if layout.candidates and cand.id not in layout.candidates:
+                continue
+            if not layout.candidates and cand.only_for_native not in native:
+                continue
         yield cand
 
 
@@ -269,7 +274,9 @@ def search(ctx: EndpointContext, measured_only: bool = False) -> Outcome:
                             "the runtime to plan on it")
             for cand in cands:
                 if runtime.id in cand.runtimes and not gates.candidate_support(ctx, cand, runtime):
-                    out.attempt(Attempt(cand.id, kvs[0].id, runtime.id, None, [reason]))
+                    # a rule that stops the candidate everywhere says more than the runtime being unranked
+                    ruled = ctx.verdict(cand, kvs[0], runtime).reasons
+                    out.attempt(Attempt(cand.id, kvs[0].id, runtime.id, None, [*ruled, reason]))
             continue
         served_kvs = [kv for kv in kvs if not gates.kv_support(ctx.k, kv, runtime)]
         for cand in cands:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from advisor.errors import AdvisorInputError
+from advisor.intake.quantization import native_layout
 from advisor.knowledge import derived
 from advisor.knowledge.schema import Knowledge, NativeLayout, PublishedCounts
 from advisor.physics.architecture import Architecture, architecture_from_config, read_config_file
@@ -25,6 +26,8 @@ class ResolvedModel(BaseModel):
     published: PublishedCounts | None = None
     source: list[str]
     from_file: bool = False
+    repo: str | None = None  # the Hugging Face repo id the serve command loads, when known
+    base_model: str | None = None  # a quantized checkpoint's 16-bit original (model card base_model)
 
 
 def lookup(table: Mapping[str, T], value: str, field: str, what: str) -> T:
@@ -49,38 +52,6 @@ def _catalog_match(knowledge: Knowledge, text: str) -> str | None:
         if any(needle == n.lower().rsplit("/", 1)[-1] for n in (m.id, *m.aliases))
     ]
     return tails[0] if len(tails) == 1 else None
-
-
-def native_from_config(config: Mapping[str, Any]) -> NativeLayout:
-    """The checkpoint's own layout, read from its dtype and quantization_config."""
-    qc = config.get("quantization_config")
-    if isinstance(qc, Mapping):
-        method = str(qc.get("quant_method", "")).lower()
-        if method == "fp8":
-            scheme = "fp8-block" if qc.get("weight_block_size") else "fp8"
-            return NativeLayout(scheme=scheme, notes=f"quantization_config: fp8 ({scheme})")
-        if method == "mxfp4":
-            return NativeLayout(
-                scheme="bf16",
-                overrides={"experts": "mxfp4"},
-                notes="quantization_config: mxfp4 experts, BF16 elsewhere",
-            )
-        if method == "awq":
-            return NativeLayout(scheme="int4-awq", notes="quantization_config: awq")
-        if method == "gptq":
-            return NativeLayout(scheme="int4-gptq", notes="quantization_config: gptq")
-        if method == "compressed-tensors":
-            weights = ((qc.get("config_groups") or {}).get("group_0") or {}).get("weights") or {}
-            bits, kind = weights.get("num_bits"), weights.get("type")
-            guess = {(4, "int"): "int4-gptq", (8, "int"): "int8", (8, "float"): "fp8", (4, "float"): "nvfp4"}
-            if (bits, kind) in guess:
-                return NativeLayout(
-                    scheme=guess[(bits, kind)], notes=f"quantization_config: compressed-tensors {bits}-bit {kind}"
-                )
-        return NativeLayout(scheme="bf16", notes=f"quantization_config {method or '?'} not recognised; BF16 assumed")
-    dtype = str(config.get("torch_dtype") or config.get("dtype") or "bfloat16").lower()
-    scheme = {"float16": "fp16", "float32": "fp32", "bfloat16": "bf16"}.get(dtype, "bf16")
-    return NativeLayout(scheme=scheme, notes=f"config dtype {dtype}")
 
 
 def resolve_model(knowledge: Knowledge, text: str, field: str = "--model") -> ResolvedModel:
@@ -111,14 +82,26 @@ def resolve_model(knowledge: Knowledge, text: str, field: str = "--model") -> Re
     )
 
 
-def model_from_config(config: Mapping[str, Any], *, name: str, where: str = "config.json") -> ResolvedModel:
+def model_from_config(config: Mapping[str, Any], *, name: str, where: str = "config.json",
+                      files: Mapping[str, Mapping[str, Any]] | None = None, repo: str | None = None,
+                      base_model: str | None = None, source: list[str] | None = None,
+                      checkpoint_bytes: int | None = None, bytes_source: str = "") -> ResolvedModel:
+    """A model from its config.json (and quantization side files): architecture and native layout.
+
+    `checkpoint_bytes` (exact tensor bytes from the safetensors headers) replaces the computed checkpoint size.
+    Raises AdvisorInputError naming the field for an unsupported architecture or quantization."""
     arch = architecture_from_config(config, where=where)
-    label = str(config.get("_name_or_path") or name)
+    label = str(repo or config.get("_name_or_path") or name)[:200]
+    native = native_layout(config, files)
+    if checkpoint_bytes:
+        native = native.model_copy(update={"checkpoint_bytes": checkpoint_bytes, "bytes_source": bytes_source})
     return ResolvedModel(
         id=label,
         name=label,
         architecture=arch,
-        native=native_from_config(config),
-        source=[f"uploaded {name}"],
-        from_file=True,
+        native=native,
+        source=source or [f"uploaded {name}"],
+        from_file=repo is None,
+        repo=repo,
+        base_model=base_model,
     )

@@ -100,6 +100,8 @@ def _check_references(k: Knowledge) -> None:
         need(k.schemes, mdl.native.scheme, f"models.{mdl.id}.native.scheme")
         for group, scheme in mdl.native.overrides.items():
             need(k.schemes, scheme, f"models.{mdl.id}.native.overrides.{group}")
+        for c_id in mdl.native.candidates:
+            need(k.candidates, c_id, f"models.{mdl.id}.native.candidates")
     for kv in k.kv_formats.values():
         need(k.formats, kv.requires_native, f"kv_formats.{kv.id}.requires_native")
     for w in k.workloads.values():
@@ -109,6 +111,9 @@ def _check_references(k: Knowledge) -> None:
         need(k.formats, c.activations, f"candidates.{c.id}.activations")
         need(k.methods, c.method, f"candidates.{c.id}.method")
         need(k.schemes, c.only_for_native, f"candidates.{c.id}.only_for_native")
+        need(k.candidates, c.evidence_as, f"candidates.{c.id}.evidence_as")
+        if c.only_for_native and c.weights != "native":
+            problems.append(f"candidates.{c.id}: only_for_native candidates serve weights 'native'")
         for f in c.native_compute:
             need(k.formats, f, f"candidates.{c.id}.native_compute")
         for r in c.runtimes:
@@ -162,8 +167,9 @@ def _check_references(k: Knowledge) -> None:
         if kv.id not in ("bf16", "fp16") and not any(c.kind == "kv" and kv.id in c.configs for c in k.quality.values()):
             problems.append(f"quality.yaml has no evidence for KV format {kv.id!r}")
     for cand in k.candidates.values():
-        if cand.id != "bf16" and not any(c.kind == "weights" and cand.id in c.configs for c in k.quality.values()):
-            problems.append(f"quality.yaml has no evidence for candidate {cand.id!r}")
+        evidence = cand.evidence_as or cand.id
+        if evidence != "bf16" and not any(c.kind == "weights" and evidence in c.configs for c in k.quality.values()):
+            problems.append(f"quality.yaml has no evidence for candidate {evidence!r}")
     for name in ("quality-size-tiny-max-b", "quality-size-small-max-b", "quality-size-medium-max-b", "quality-fallback-widening",
                  "near-miss-min-share", "batch-max-concurrency", "explain-alternatives"):
         if name not in k.decision:

@@ -201,11 +201,29 @@ class GPU(Row):
 
 # --------------------------------------------------------------------------- models
 class NativeLayout(Frozen):
-    """The model's own published checkpoint: a base scheme plus per-group overrides."""
+    """The model's own published checkpoint: a base scheme plus per-group overrides.
+
+    For a checkpoint published quantized, `candidates` names the candidates that serve it as it is (knowledge/
+    candidates.yaml, ``only_for_native``), `group_size` the group size it was quantized with, `ignore` the modules
+    its quantization config leaves in 16 bits, `kv_cache` the KV-cache format its config carries scales for, and
+    `checkpoint_bytes` the exact tensor bytes read from its safetensors headers (None: computed from the layout).
+    """
 
     scheme: str
     overrides: dict[ModuleGroup, str] = {}
     notes: str = ""
+    candidates: tuple[str, ...] = ()  # e.g. an FP8 W8A8 checkpoint: W8A8 where FP8 runs natively, else W8A16
+    method: str | None = None  # the quantization_config's quant_method (awq, gptq, compressed-tensors, ...)
+    group_size: int | None = None
+    ignore: tuple[str, ...] = ()
+    kv_cache: str | None = None
+    details: tuple[str, ...] = ()  # what was read: bits, group size, act-order, symmetric, strategies
+    checkpoint_bytes: int | None = Field(default=None, ge=0)
+    bytes_source: str = ""
+
+    @property
+    def quantized(self) -> bool:
+        return bool(self.overrides) or self.scheme not in ("bf16", "fp16", "fp32")
 
 
 class PublishedCounts(Frozen):
@@ -307,6 +325,7 @@ class Candidate(Row):
     runtimes: dict[str, RuntimeSupport]
     risk: int = Field(ge=0, le=4)  # published quality risk class: 0 none, 1 very low, 2 low-moderate, 3 moderate-high, 4 high
     risk_note: str = ""  # what the risk class rests on; the numbers are in knowledge/quality.yaml
+    evidence_as: str | None = None  # quality evidence: that candidate's rows in knowledge/quality.yaml
     notes: str = ""
 
     @property

@@ -131,7 +131,13 @@ def resolve_layout(
     if scheme.model_native:
         base = knowledge.schemes[model.native.scheme]
         overrides = {g: knowledge.schemes[s] for g, s in model.native.overrides.items()}
-        return scheme, memory.build_layout(base, knowledge.formats, overrides=overrides, group_size=group_size)
+        native_group = model.native.group_size if group_size is None and base.group_size_overridable else None
+        if native_group is not None and native_group not in base.scaling.allowed_group_sizes:  # type: ignore[union-attr]
+            raise AdvisorInputError("quantization_config.group_size", f"{native_group} is not a group size the "
+                                    f"{base.id} kernels run", value=str(native_group),
+                                    choices=[str(g) for g in base.scaling.allowed_group_sizes])  # type: ignore[union-attr]
+        return scheme, memory.build_layout(base, knowledge.formats, overrides=overrides,
+                                           group_size=group_size if group_size is not None else native_group)
     overrides = {g: knowledge.schemes[s] for g, s in scheme.group_overrides.items()}
     return scheme, memory.build_layout(scheme, knowledge.formats, overrides=overrides, group_size=group_size)
 

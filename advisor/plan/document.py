@@ -136,6 +136,31 @@ def brief(k: Knowledge, dep: Deployment, rank: int | None = None) -> dict[str, A
     return out
 
 
+def _model_section(result: RecommendResult) -> dict[str, Any]:
+    """What the plan was made for: the model, its architecture and its checkpoint as published."""
+    m, native = result.model, result.model.native
+    out: dict[str, Any] = {"id": m.id, "name": m.name, "params_total": result.params_total, "source": m.source,
+                           "architecture": m.architecture.model_type}
+    if m.repo:
+        out["repo"] = m.repo
+    checkpoint: dict[str, Any] = {"quantized": native.quantized, "scheme": native.scheme}
+    if native.overrides:
+        checkpoint["overrides"] = dict(native.overrides)
+    if native.quantized:
+        checkpoint.update({"method": native.method, "details": list(native.details),
+                           "served_as": list(native.candidates), "base_model": m.base_model})
+        if native.ignore:
+            checkpoint["ignore"] = list(native.ignore)
+        if native.kv_cache:
+            checkpoint["kv_cache_scales"] = native.kv_cache
+    if native.checkpoint_bytes:
+        checkpoint["tensor_bytes"] = native.checkpoint_bytes
+        checkpoint["tensor_gb"] = round(native.checkpoint_bytes / 1e9, 2)
+        checkpoint["bytes_source"] = native.bytes_source
+    out["checkpoint"] = checkpoint
+    return out
+
+
 def _weights_section(k: Knowledge, result: RecommendResult, dep: Deployment) -> dict[str, Any]:
     cand, info = k.candidates[dep.candidate], dep.weights
     native = result.model.native
@@ -157,7 +182,7 @@ def _high_precision_layers(groups: list[str], gpu_bf16: bool) -> list[str]:
         f"norm scales ({label})", "rotary embeddings and final logits (computed in 16/32-bit, not stored quantized)"]
 
 
-def _calibration(k: Knowledge, dep: Deployment, shape) -> dict[str, Any]:
+def _calibration(k: Knowledge, dep: Deployment, shape, native_kv: str | None = None) -> dict[str, Any]:
     cand, kv = k.candidates[dep.candidate], k.kv_formats[dep.kv]
     method = k.methods[cand.method] if cand.method else None
     plan: dict[str, Any]
@@ -175,7 +200,9 @@ def _calibration(k: Knowledge, dep: Deployment, shape) -> dict[str, Any]:
     else:
         plan = {"needed": False, "why": method.calibration.notes if method else "nothing is quantized"}
     if kv.id == "fp8" and dep.runtime == "vllm":
-        plan["kv_cache_scales"] = ("without calibrated KV scales in the checkpoint vLLM uses 1.0; add a "
+        plan["kv_cache_scales"] = ("the checkpoint carries calibrated FP8 KV scales (kv_cache_scheme)"
+                                   if cand.weights == "native" and native_kv == "fp8" else
+                                   "without calibrated KV scales in the checkpoint vLLM uses 1.0; add a "
                                    "kv_cache_scheme to the llm-compressor recipe to calibrate them")
     return plan
 
@@ -268,7 +295,7 @@ def _endpoint(k: Knowledge, result: RecommendResult, er: EndpointResult) -> dict
         "kv_cache": {"format": k.formats[kv.format].plan_format, "kv_format": kv.id,
                      "bytes_per_element": pick.weights.kv_bytes_per_element, "granularity": kv.granularity},
         "high_precision_layers": _high_precision_layers(pick.weights.high_precision_groups, result.gpu.supports_bf16),
-        "calibration": _calibration(k, pick, shape),
+        "calibration": _calibration(k, pick, shape, result.model.native.kv_cache),
         "quality_evidence": {"risk_class": cand.risk, "note": cand.risk_note,
                              "expected_recovery_pct": round(pick.quality.expected_recovery_pct, 2),
                              "worst_recovery_pct": round(pick.quality.worst_recovery_pct, 2)},
@@ -376,8 +403,7 @@ def render(result: RecommendResult, knowledge: Knowledge | None = None) -> dict[
         "schema_version": SCHEMA_VERSION,
         "generator": f"precision-advisor {__version__}",
         "request": request.model_dump(mode="json"),
-        "model": {"id": result.model.id, "name": result.model.name, "params_total": result.params_total,
-                  "source": result.model.source},
+        "model": _model_section(result),
         "hardware": {"gpu": result.gpu.id, "name": result.gpu.name, "gpus": request.gpus,
                      "capacity_gib_per_gpu": result.gpu.memory_gib},
         "fits": all(e["fits"] for e in endpoints),
