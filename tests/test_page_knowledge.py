@@ -119,7 +119,7 @@ def test_page_shows_gpus_by_default(page):
     assert len(df) == _row_count("gpus")
     assert list(df.columns)[-1] == "source"
     assert "unverified" in df.columns
-    assert any("19 rows" in c.value and "gpus.yaml" in c.value for c in page.caption)
+    assert any(f"{_row_count('gpus')} rows" in c.value and "gpus.yaml" in c.value for c in page.caption)
 
 
 def test_every_table_renders_all_its_rows(page):
@@ -136,9 +136,9 @@ def test_filter_h100_keeps_only_h100_rows(page):
     page.text_input(key="kb_filter").input("h100").run()
     assert not page.exception
     df = page.dataframe[0].value
-    assert sorted(df["id"]) == ["h100-pcie", "h100-sxm"]
+    assert sorted(df["id"]) == ["h100-nvl", "h100-pcie", "h100-sxm"]
     assert all("H100" in name for name in df["name"])
-    assert any("2 of 19 rows" in c.value for c in page.caption)
+    assert any(f"3 of {_row_count('gpus')} rows" in c.value for c in page.caption)
 
 
 def test_filter_with_no_match_says_so(page):
