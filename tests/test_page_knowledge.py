@@ -23,6 +23,7 @@ def test_tables_in_page_order():
     assert [label for label, _ in TABLES.values()] == [
         "GPUs",
         "Models",
+        "Published checkpoints",
         "Weight schemes",
         "KV-cache formats",
         "Candidates (W/A configurations)",

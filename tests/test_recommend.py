@@ -303,7 +303,9 @@ def test_published_quantized_checkpoints_are_never_requantized():
     for model, native in (("openai/gpt-oss-120b", "native-mxfp4-experts"), ("deepseek-ai/DeepSeek-V3", "native-fp8-block")):
         gpus = 1 if "gpt-oss" in model else 8
         er = decide(model=model, gpu="h200", gpus=gpus).endpoints[0]
-        assert {d.candidate for d in er.ranked if K.candidates[d.candidate].tier < 16} == {native}
+        published = {c.candidate for c in K.checkpoints.values() if c.model == model}  # made by their producers
+        quantized = {d.candidate for d in er.ranked if K.candidates[d.candidate].tier < 16}
+        assert native in quantized and quantized <= {native} | published
     e = ep(model="openai/gpt-oss-120b", gpu="h100-sxm")
     assert e["recommendation"]["candidate"] == "native-mxfp4-experts"
     assert e["recommendation"]["calibration"]["needed"] is False
@@ -474,15 +476,21 @@ def test_nothing_fits_suggests_shorter_context_or_fewer_sequences():
     assert any("shorter context" in w or "fewer concurrent" in w for w in e["what_would_fit"])
 
 
-def test_calibration_none_keeps_to_data_free_methods():
-    without = decide(model="meta-llama/Llama-3.1-8B-Instruct", gpu="a100-80gb", calibration="none",
-                     endpoints=[{"workload": "batch-summarization"}]).endpoints[0]
+def test_calibration_none_keeps_to_data_free_methods_or_published_checkpoints():
+    model = "meta-llama/Llama-3.1-8B-Instruct"
     needs = {c.id for c in K.candidates.values() if c.method and K.methods[c.method].calibration.needs_data}
-    assert not {d.candidate for d in without.ranked} & needs
-    e = ep(model="meta-llama/Llama-3.1-8B-Instruct", gpu="a100-80gb", calibration="none",
-           endpoints=[{"workload": "batch-summarization"}])
-    assert any("calibration data" in r for r in rejected(e)["int8-w8a8"])
-    with_data = decide(model="meta-llama/Llama-3.1-8B-Instruct", gpu="a100-80gb", calibration="available",
+    published = {c.candidate for c in K.checkpoints.values() if c.model == model}
+    without = decide(model=model, gpu="a100-80gb", calibration="none",
+                     endpoints=[{"workload": "batch-summarization"}]).endpoints[0]
+    assert {d.candidate for d in without.ranked} & needs <= published
+    e = ep(model=model, gpu="a100-80gb", calibration="none", endpoints=[{"workload": "batch-summarization"}])
+    if e["recommendation"]["candidate"] in needs:
+        assert e["recommendation"]["weights"]["checkpoint"]["kind"] == "published"
+    # a model with no published INT8 W8A8 checkpoint: the method needs data it does not have
+    gemma = ep(model="google/gemma-2-27b-it", gpu="a100-80gb", calibration="none",
+               endpoints=[{"workload": "batch-summarization"}])
+    assert any("calibration data" in r for r in rejected(gemma)["int8-w8a8"])
+    with_data = decide(model=model, gpu="a100-80gb", calibration="available",
                        endpoints=[{"workload": "batch-summarization"}]).endpoints[0]
     assert {d.candidate for d in with_data.ranked} & needs
 

@@ -15,7 +15,7 @@ from advisor.decide.rules import compile_condition, facts_named, specialize
 from advisor.intake.catalog import ResolvedModel
 from advisor.intake.request import Request, Shape
 from advisor.knowledge import derived
-from advisor.knowledge.schema import GPU, Candidate, Knowledge, KVFormat, Rule, Runtime, RuntimeSpeed
+from advisor.knowledge.schema import GPU, Candidate, Checkpoint, Knowledge, KVFormat, Rule, Runtime, RuntimeSpeed
 from advisor.physics import memory
 from advisor.physics.architecture import tensor_inventory
 from advisor.physics.estimate import gpu_price, resolve_layout
@@ -93,6 +93,8 @@ class EndpointContext:
         self._facts: dict[tuple[str, str, str], dict] = {}
         # a rule's verdict on a candidate, KV format and runtime, shared across requests (see CompiledRule.key)
         self._fires: dict[tuple, bool] = derived(k, "rule-fires", dict)
+        n = model.native
+        self.model_key = (model.id, model.base_model, n.scheme, tuple(sorted(n.overrides.items())), n.candidates)
         if len(self._fires) > 200_000:
             self._fires.clear()
         self._parts: dict[tuple[str, str], dict] = {}
@@ -180,6 +182,20 @@ class EndpointContext:
             self._weights[key] = shared[full]
         return self._weights[key]
 
+    def published(self, cand: Candidate, runtime: Runtime | None = None) -> Checkpoint | None:
+        """The published checkpoint of this model (or the base model a quantized checkpoint names) in the
+        candidate's configuration (knowledge/checkpoints.yaml): the first one `runtime` loads, or with no runtime
+        the first listed; None if there is none."""
+        table = derived(self.k, "published", lambda: _published_table(self.k))
+        for model_id in (self.model.id, self.model.base_model):
+            rows = table.get((model_id, cand.id), []) if model_id else []
+            for row in rows:
+                if runtime is None or runtime.id in row.runtimes:
+                    return row
+            if rows and runtime is not None:
+                return None
+        return None
+
     def kv_per_sequence(self, kv: KVFormat, tp: int, context: int | None = None) -> int:
         """Bytes one sequence of the endpoint's context holds on one GPU of a `tp`-GPU replica."""
         context = context or self.shape.context
@@ -237,7 +253,9 @@ class EndpointContext:
             fires = []
             for cr in self.gate_rules:
                 use_c, use_k, use_r = cr.scope
-                slot = (cr.key, cand.id if use_c else None, kv.id if use_k else None, runtime.id if use_r else None)
+                # a candidate's facts depend on the model too (a published checkpoint, the native layout)
+                slot = (cr.key, (cand.id, self.model_key) if use_c else None, kv.id if use_k else None,
+                        runtime.id if use_r else None)
                 hit = self._fires.get(slot)
                 if hit is None:
                     hit = self._fires[slot] = cr.check(self.facts(cand, kv, runtime))
@@ -271,6 +289,7 @@ class EndpointContext:
         part = self._parts.get(("cand", cand.id))
         if part is None:
             native = cand.weights == "native"
+            published = self.published(cand)
             weight_format = self.weights(cand).format if native else self.k.schemes[cand.weights].format
             fmt = self.k.formats[weight_format]
             method = self.k.methods[cand.method] if cand.method else None
@@ -284,7 +303,9 @@ class EndpointContext:
                 "cand.activations": cand.activations,
                 "cand.weight_only": cand.weight_only,
                 "cand.method": cand.method,
-                "cand.needs_calibration": bool(method and method.calibration.needs_data and not native),
+                "cand.published": published is not None,
+                "cand.needs_calibration": bool(method and method.calibration.needs_data and not native
+                                               and published is None),
                 "cand.integer": fmt.family == "integer" and cand.tier < 16,
                 "cand.risk": cand.risk,
             }
@@ -305,6 +326,13 @@ class EndpointContext:
             part = self._parts[("runtime", runtime.id)] = {"runtime.id": runtime.id, "runtime.candidates": served[0],
                                                            "runtime.kv_formats": served[1]}
         return part
+
+
+def _published_table(k: Knowledge) -> dict[tuple[str, str], list[Checkpoint]]:
+    table: dict[tuple[str, str], list[Checkpoint]] = {}
+    for row in k.checkpoints.values():
+        table.setdefault((row.model, row.candidate), []).append(row)
+    return table
 
 
 def _rule_facts(k: Knowledge, rule: Rule) -> tuple[str, ...]:

@@ -34,7 +34,24 @@ def runtime_reasons(ctx: EndpointContext, runtime: Runtime) -> list[Reason]:
 
 def support_reasons(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Runtime) -> list[Reason]:
     """Does the runtime serve this weights configuration and KV format on this GPU (pinned versions)?"""
-    return candidate_support(ctx, cand, runtime) + kv_support(ctx.k, kv, runtime)
+    return candidate_support(ctx, cand, runtime) + checkpoint_reasons(ctx, cand, runtime) + kv_support(ctx.k, kv,
+                                                                                                     runtime)
+
+
+def checkpoint_reasons(ctx: EndpointContext, cand: Candidate, runtime: Runtime) -> list[Reason]:
+    """Without calibration data, a method that needs it is served only from a published checkpoint: is there one
+    this runtime loads? (The rule calibration-none-needs-published-checkpoint covers the case of none at all.)"""
+    if ctx.request.calibration != "none" or cand.weights == "native" or not cand.method:
+        return []
+    support = cand.runtimes.get(runtime.id)
+    if support is None or support.how == "online" or not ctx.k.methods[cand.method].calibration.needs_data:
+        return []
+    published = ctx.published(cand)
+    if published is None or ctx.published(cand, runtime) is not None:
+        return []
+    return [Reason(kind="runtime", text=f"without calibration data this needs a published checkpoint; "
+                   f"{published.repo} is {published.format}, which {runtime.name} does not load "
+                   f"(loaded by: {', '.join(published.runtimes)})", source=published.sources)]
 
 
 def candidate_support(ctx: EndpointContext, cand: Candidate, runtime: Runtime) -> list[Reason]:

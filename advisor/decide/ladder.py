@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from advisor.decide import gates
+from advisor.decide.checkpoint import checkpoint_use
 from advisor.decide.context import EndpointContext
 from advisor.decide.result import Deployment, KVOption, LadderStep, Layout, NearMiss, WeightsInfo
 from advisor.decide.search import MemoryMiss, Outcome, build_deployment
@@ -51,7 +52,9 @@ def finish(ctx: EndpointContext, dep: Deployment) -> Deployment:
         dep.weights = WeightsInfo(numeric_format=w.format, bits_per_weight=round(w.bits_per_weight, 3),
                                   bits_per_quantized_weight=round(w.bits_per_quantized_weight, 3)
                                   if w.bits_per_quantized_weight else None,
-                                  high_precision_groups=kept, kv_bytes_per_element=round(kv.bytes_per_element(dim), 4))
+                                  high_precision_groups=kept, kv_bytes_per_element=round(kv.bytes_per_element(dim), 4),
+                                  checkpoint=checkpoint_use(ctx, cand, ctx.k.runtimes[dep.runtime]),
+                                  exact_bytes=w.exact)
     if dep.memory.max_context is None:
         fit = dep.memory
         limit = ctx.arch.max_position or 1 << 20

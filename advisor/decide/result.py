@@ -7,6 +7,8 @@ Units: bytes, milliseconds, tokens per second, USD per million output tokens, pe
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from advisor.intake.catalog import ResolvedModel
@@ -66,6 +68,32 @@ class MemoryFit(BaseModel):
         return self.weights_bytes_per_gpu + self.kv_bytes_per_gpu + self.overhead_bytes_per_gpu
 
 
+class CheckpointUse(BaseModel):
+    """What a deployment's serve command loads.
+
+    kind: as-published (the model's own quantized checkpoint), unquantized (its 16-bit checkpoint), base-model (the
+    16-bit model a quantized checkpoint names), published (a published quantized checkpoint, knowledge/
+    checkpoints.yaml), online (the runtime quantizes at load time), recipe (produce it with the plan's recipe).
+    """
+
+    kind: Literal["as-published", "unquantized", "base-model", "published", "online", "recipe"]
+    load: str  # the repo id (GGUF: repo:quant), path or local output directory the serve command takes
+    note: str
+    repo: str | None = None  # published: the Hugging Face repo
+    producer: str | None = None
+    tool: str | None = None
+    flag: str | None = None  # the --quantization value the runtime needs for it (ModelOpt checkpoints)
+    row: str | None = None  # knowledge/checkpoints.yaml row id
+    recovery_pct: float | None = None  # the producer's published accuracy recovery vs the 16-bit model
+    evaluation: str = ""
+    file_size_gb: float | None = None
+    source: list[str] = []
+
+    @property
+    def needs_quantization(self) -> bool:
+        return self.kind == "recipe"
+
+
 class WeightsInfo(BaseModel):
     """How the weights are stored, for the plan (filled for the deployments a plan shows)."""
 
@@ -74,6 +102,8 @@ class WeightsInfo(BaseModel):
     bits_per_quantized_weight: float | None
     high_precision_groups: list[str]  # module groups kept in 16-bit that the model has
     kv_bytes_per_element: float
+    checkpoint: CheckpointUse | None = None
+    exact_bytes: bool = False  # the checkpoint size was read from its safetensors headers
 
 
 class Deployment(BaseModel):

@@ -280,7 +280,7 @@ def search(ctx: EndpointContext, measured_only: bool = False) -> Outcome:
             continue
         served_kvs = [kv for kv in kvs if not gates.kv_support(ctx.k, kv, runtime)]
         for cand in cands:
-            reasons = gates.candidate_support(ctx, cand, runtime)
+            reasons = gates.candidate_support(ctx, cand, runtime) + gates.checkpoint_reasons(ctx, cand, runtime)
             if reasons or not served_kvs:
                 if out.settled(cand.id):
                     continue

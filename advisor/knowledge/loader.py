@@ -176,6 +176,17 @@ def _check_references(k: Knowledge) -> None:
             problems.append(f"decision.yaml needs a row {name!r}")
     for price in k.gpu_prices.values():
         need(k.gpus, price.gpu, f"gpu_prices.{price.id}.gpu")
+    seen: dict[tuple[str, str, str], str] = {}
+    for ck in k.checkpoints.values():
+        need(k.models, ck.model, f"checkpoints.{ck.id}.model")
+        need(k.candidates, ck.candidate, f"checkpoints.{ck.id}.candidate")
+        need(k.kv_formats, ck.kv_cache, f"checkpoints.{ck.id}.kv_cache")
+        for r in ck.runtimes:
+            need(k.runtimes, r, f"checkpoints.{ck.id}.runtimes")
+        key = (ck.model, ck.candidate, ck.format)
+        if key in seen:
+            problems.append(f"checkpoints.{ck.id}: {ck.model} x {ck.candidate} in {ck.format} is already {seen[key]}")
+        seen[key] = ck.id
     for row in k.calibration:
         need(k.models, row.model, f"calibration.{row.id}.model")
         need(k.schemes, row.scheme, f"calibration.{row.id}.scheme")

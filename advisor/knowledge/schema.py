@@ -274,6 +274,7 @@ class ServeTemplate(Frozen):
     {prompt_tokens}."""
 
     command: str
+    hub_command: str | None = None  # the command for a published checkpoint fetched by repo id, if it differs
     flags: dict[str, str] = {}  # purpose -> template
     config_file: str | None = None  # a file the command reads, e.g. TensorRT-LLM's extra options YAML
     config_template: str | None = None
@@ -471,6 +472,31 @@ class CalibrationRow(Row):
     notes: str = ""
 
 
+class CheckpointEvaluation(Frozen):
+    """What the checkpoint's producer published about its accuracy against the 16-bit model."""
+
+    recovery_pct: float | None = Field(default=None, gt=0, le=120)
+    benchmarks: str = ""
+
+
+class Checkpoint(Row):
+    """A published quantized checkpoint of a catalog model in one candidate's configuration."""
+
+    model: str  # models.yaml id (the 16-bit base model)
+    candidate: str  # candidates.yaml id it serves as
+    repo: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(:[A-Za-z0-9_.-]+)?$")
+    producer: str
+    tool: str
+    format: Literal["compressed-tensors", "awq", "gptq", "fp8", "modelopt", "gguf", "exl2"]
+    runtimes: tuple[str, ...]  # runtime ids that load this format
+    flags: dict[str, str] = {}  # runtime id -> the --quantization value it needs for this checkpoint
+    calibration_free: bool | None = None  # produced without calibration data (FP8 dynamic, RTN); None: not stated
+    kv_cache: str | None = None  # KV format the checkpoint carries scales for
+    evaluation: CheckpointEvaluation | None = None
+    file_size_gb: float | None = Field(default=None, gt=0)
+    notes: str = ""
+
+
 # --------------------------------------------------------------------------- performance evidence
 class PerfMeasurement(Row):
     """A published performance figure the speed model is tested against."""
@@ -572,6 +598,7 @@ class Knowledge(Frozen):
     quality: dict[str, QualityCell]
     decision: dict[str, DecisionConstant]
     calibration: tuple[CalibrationRow, ...]
+    checkpoints: dict[str, Checkpoint] = {}
 
 
 TABLES: dict[str, type[Row]] = {
@@ -594,6 +621,7 @@ TABLES: dict[str, type[Row]] = {
     "gpu_prices": GPUPrice,
     "quality": QualityCell,
     "decision": DecisionConstant,
+    "checkpoints": Checkpoint,
 }
 
 

@@ -14,6 +14,7 @@ from advisor.knowledge.schema import (
     GPU,
     CalibrationRow,
     Candidate,
+    Checkpoint,
     DecisionConstant,
     Knowledge,
     KVFormat,
@@ -39,6 +40,7 @@ DisplayRow = dict[str, object]
 TABLES: dict[str, tuple[str, str]] = {
     "gpus": ("GPUs", "gpus.yaml"),
     "models": ("Models", "models.yaml"),
+    "checkpoints": ("Published checkpoints", "checkpoints.yaml"),
     "schemes": ("Weight schemes", "schemes.yaml"),
     "kv_formats": ("KV-cache formats", "kv_formats.yaml"),
     "candidates": ("Candidates (W/A configurations)", "candidates.yaml"),
@@ -71,6 +73,7 @@ COLUMN_FORMATS: dict[str, str] = {
     "min CC": "%.1f",
     "tier": "localized",
     "recovery %": "%.2f",
+    "file GB": "%.2f",
     "worst %": "%.2f",
     "quality risk": "localized",
     "preference": "localized",
@@ -396,6 +399,23 @@ def _seed_statement(s: SeedStatement) -> DisplayRow:
     }
 
 
+def _checkpoint(c: Checkpoint) -> DisplayRow:
+    return {
+        "id": c.id,
+        "model": c.model,
+        "candidate": c.candidate,
+        "repo": c.repo,
+        "producer": c.producer,
+        "tool": c.tool,
+        "format": c.format,
+        "runtimes": _join(c.runtimes),
+        "recovery %": c.evaluation.recovery_pct if c.evaluation else None,
+        "file GB": c.file_size_gb,
+        "notes": c.notes,
+        "source": _sources(c),
+    }
+
+
 def _calibration(c: CalibrationRow) -> DisplayRow:
     return {
         "id": c.id,
@@ -451,6 +471,7 @@ _CONVERTERS: dict[str, Callable[[Any], DisplayRow]] = {
     "workloads": _workload,
     "seed_statements": _seed_statement,
     "calibration": _calibration,
+    "checkpoints": _checkpoint,
     "quality": _quality,
     "priorities": _priority,
     "decision": _decision,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from advisor.decide.result import CheckpointUse
 from advisor.intake.request import Shape
 from advisor.knowledge.schema import GPU, Candidate, Knowledge, KVFormat, Recipe, Runtime
 
@@ -121,12 +122,18 @@ def runtime_commands(
     extra_flags: list[str],
     replicas: int = 1,
     concurrency: int | None = None,
+    checkpoint: CheckpointUse | None = None,
 ) -> RuntimeCommands:
     """The serve command for one deployment: `gpus` tensor-parallel GPUs per replica, `replicas` data-parallel
-    copies, `concurrency` requests per replica (default: the endpoint's)."""
+    copies, `concurrency` requests per replica (default: the endpoint's), `checkpoint` what the deployment loads
+    (advisor.decide.checkpoint; without it, the model itself or the recipe's output)."""
     serve = runtime.serve
     concurrency = concurrency or shape.concurrency
-    quant = quantization_for(k, model_id, cand, kv, runtime, shape)
+    use = checkpoint
+    if use is not None and use.kind in ("as-published", "unquantized", "base-model", "published"):
+        quant = Quantization(needed=False, note=f"Serve {use.load}: {use.note}.", source=use.source)
+    else:
+        quant = quantization_for(k, model_id, cand, kv, runtime, shape)
     if serve is None:
         return RuntimeCommands(
             name=runtime.name,
@@ -139,7 +146,7 @@ def runtime_commands(
     kv_quantized = k.formats[kv.format].bits < 16
     sixteen_bit_half = not gpu.supports_bf16
     values: dict[str, object] = {
-        "checkpoint": checkpoint_for(model_id, cand, runtime),
+        "checkpoint": use.load if use is not None else checkpoint_for(model_id, cand, runtime),
         "gpus": gpus,
         "context": shape.context,
         "total_context": shape.context * concurrency,
@@ -151,6 +158,8 @@ def runtime_commands(
         "tensor_parallel": "true" if gpus > 1 else "false",
     }
     quant_flag = support.quantization_flag if support and support.how in ("online", "checkpoint") else None
+    if use is not None and use.kind == "published":
+        quant_flag = use.flag  # the runtime detects the checkpoint's layout, except ModelOpt's in vLLM and SGLang
     wanted = {
         "tensor_parallel": gpus > 1,
         "data_parallel": replicas > 1,
@@ -163,7 +172,8 @@ def runtime_commands(
         "half": sixteen_bit_half and not quant_flag,
     }
     values["quant_flag"] = quant_flag or ""
-    parts = [_fill(serve.command, values)]
+    command = serve.hub_command if use is not None and use.kind == "published" and serve.hub_command else serve.command
+    parts = [_fill(command, values)]
     for purpose, template in serve.flags.items():
         if wanted.get(purpose, False):
             parts.append(_fill(template, values))

@@ -173,7 +173,20 @@ def _weights_section(k: Knowledge, result: RecommendResult, dep: Deployment) -> 
         "bits_per_weight": info.bits_per_weight,
         "bits_per_quantized_weight": info.bits_per_quantized_weight,
         "granularity": cand.granularity,
+        **({"checkpoint": _checkpoint(info.checkpoint), "size_from": "safetensors headers" if info.exact_bytes
+            else "computed from the architecture and the scheme"} if info.checkpoint else {}),
     }
+
+
+def _checkpoint(use) -> dict[str, Any]:
+    """The checkpoint a deployment loads: published (by name, with its producer's evaluation), as published,
+    quantized online by the runtime, or produced by the recipe."""
+    out: dict[str, Any] = {"kind": use.kind, "load": use.load, "note": use.note}
+    if use.kind == "published":
+        out.update({"repo": use.repo, "producer": use.producer, "tool": use.tool, "catalog_row": use.row,
+                    "published_recovery_pct": use.recovery_pct, "published_evaluation": use.evaluation or None,
+                    "file_size_gb": use.file_size_gb, "source": use.source})
+    return out
 
 
 def _high_precision_layers(groups: list[str], gpu_bf16: bool) -> list[str]:
@@ -332,8 +345,12 @@ def _endpoint(k: Knowledge, result: RecommendResult, er: EndpointResult) -> dict
     out["kv_options"] = [o.model_dump() for o in er.kv_options]
     out["validation"] = _validation(k, er.validation)
     out["notes"] = list(pick.notes)
-    commands = runtime_commands(k, result.model.id, cand, kv, runtime, result.gpu, pick.layout.tensor_parallel,
-                                shape, pick.flags, replicas=pick.layout.replicas, concurrency=pick.concurrency)
+    use = pick.weights.checkpoint if pick.weights else None
+    base = use.load if use is not None and use.kind == "online" else (result.model.base_model or result.model.id) \
+        if result.model.native.quantized else result.model.id
+    commands = runtime_commands(k, base, cand, kv, runtime, result.gpu, pick.layout.tensor_parallel,
+                                shape, pick.flags, replicas=pick.layout.replicas, concurrency=pick.concurrency,
+                                checkpoint=use)
     out["runtime"] = {**commands.model_dump(), "id": runtime.id, "chosen_by": er.runtime_chosen_by}
     return out
 

@@ -1,0 +1,50 @@
+"""Which checkpoint a deployment serves: the model as published, a published quantized checkpoint of it
+(knowledge/checkpoints.yaml), the runtime quantizing at load time, or the output of a quantization recipe."""
+
+from __future__ import annotations
+
+from advisor.decide.context import EndpointContext
+from advisor.decide.result import CheckpointUse
+from advisor.knowledge.schema import Candidate, Runtime
+
+
+def _short(model_id: str) -> str:
+    return model_id.rstrip("/").rsplit("/", 1)[-1].removesuffix(".json") or "model"
+
+
+def checkpoint_use(ctx: EndpointContext, cand: Candidate, runtime: Runtime) -> CheckpointUse:
+    """What the serve command loads for `cand` on `runtime`, and why (see :class:`CheckpointUse`)."""
+    model = ctx.model
+    own = model.repo or model.id
+    base = model.base_model if model.native.quantized and model.base_model else own
+    support = cand.runtimes.get(runtime.id)
+    if cand.weights == "native":
+        return CheckpointUse(kind="as-published", load=own, note="the checkpoint as published; no quantization step")
+    if cand.tier >= 16:
+        if base != own:
+            return CheckpointUse(kind="base-model", load=base, note=f"the 16-bit model {own} was quantized from")
+        return CheckpointUse(kind="unquantized", load=own, note="the 16-bit checkpoint as published")
+    published = ctx.published(cand, runtime)
+    if published is not None:
+        load = published.repo
+        if support and support.how == "gguf" and ":" not in load and support.quantization_flag:
+            load = f"{load}:{support.quantization_flag}"
+        ev = published.evaluation
+        return CheckpointUse(kind="published", load=load, repo=published.repo.split(":")[0],
+                             producer=published.producer, tool=published.tool, row=published.id,
+                             flag=published.flags.get(runtime.id),
+                             recovery_pct=ev.recovery_pct if ev else None, evaluation=ev.benchmarks if ev else "",
+                             file_size_gb=published.file_size_gb, source=published.sources,
+                             note=f"published by {published.producer} ({published.tool}); no quantization step")
+    published = ctx.published(cand)
+    elsewhere = (f"; the published {published.repo} ({published.format}) is not a format {runtime.name} loads"
+                 if published is not None else "")
+    if support and support.how == "online":
+        return CheckpointUse(kind="online", load=base,
+                             note=f"{runtime.name} quantizes {base} at load time (no calibration data){elsewhere}")
+    if support and support.how == "gguf":
+        return CheckpointUse(kind="recipe", load=f"./{_short(base)}-{support.quantization_flag}.gguf",
+                             note=f"no published GGUF of this type in knowledge/checkpoints.yaml; convert {base} with "
+                             "llama.cpp")
+    why = elsewhere.removeprefix("; ") if published is not None else "no published checkpoint in knowledge/checkpoints.yaml"
+    return CheckpointUse(kind="recipe", load=f"./{_short(base)}-{cand.id}", note=f"{why}; quantize {base} with the recipe")
