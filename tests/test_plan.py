@@ -139,7 +139,10 @@ def test_oversized_documents_are_refused():
 
 
 def test_request_fields_the_engine_does_not_know_are_rejected_at_build():
-    with pytest.raises(AdvisorInputError, match="model: 'no/such-model' is not a catalog model"):
+    with pytest.raises(AdvisorInputError, match="model: 'no such model' is not a catalog model"):
+        plan.build(Request(model="no such model", gpu="l4"), K)
+    # a repo id is looked up on the Hub: the suite runs offline with an empty cache
+    with pytest.raises(AdvisorInputError, match="model: no/such-model: offline .HF_HUB_OFFLINE"):
         plan.build(Request(model="no/such-model", gpu="l4"), K)
 
 

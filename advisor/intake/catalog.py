@@ -55,7 +55,8 @@ def _catalog_match(knowledge: Knowledge, text: str) -> str | None:
 
 
 def resolve_model(knowledge: Knowledge, text: str, field: str = "--model") -> ResolvedModel:
-    """A catalog id (case-insensitive, or just the part after the '/') or a path to a config.json."""
+    """A catalog id (case-insensitive, or just the part after the '/'), a path to a config.json, or any Hugging
+    Face repo id (advisor.intake.hub: config, quantization metadata, card and safetensors headers)."""
     text = (text or "").strip()
     if not text:
         raise AdvisorInputError(field, "a model is required", choices=list(knowledge.models))
@@ -77,8 +78,13 @@ def resolve_model(knowledge: Knowledge, text: str, field: str = "--model") -> Re
     if text.endswith(".json") or path.is_file():
         config = read_config_file(path)
         return model_from_config(config, name=path.name, where=path.name)
+    from advisor.intake import hub  # imported here: the Hub client loads only when a model needs it
+
+    if hub.looks_like_repo_id(text):
+        return hub.resolve_hub_model(text, field=field)
     raise AdvisorInputError(
-        field, f"{text!r} is not a catalog model nor a config.json path", value=text, choices=list(knowledge.models)
+        field, f"{text!r} is not a catalog model, a Hugging Face repo id (owner/name) nor a config.json path",
+        value=text, choices=list(knowledge.models)
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from advisor import __version__
+from advisor import __version__, safeyaml
 from advisor.decide.engine import recommend
 from advisor.decide.result import Deployment, EndpointResult, RecommendResult
 from advisor.errors import AdvisorInputError
@@ -446,7 +446,11 @@ def render(result: RecommendResult, knowledge: Knowledge | None = None) -> dict[
 
 # --------------------------------------------------------------------------- YAML in and out
 class _PlanDumper(yaml.SafeDumper):
-    """Multi-line strings (recipes, config files) as literal blocks, so they read and copy as written."""
+    """Multi-line strings (recipes, config files) as literal blocks, so they read and copy as written; no
+    anchors or aliases (a plan is read back by a loader that refuses them, and people read it)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
@@ -475,7 +479,7 @@ def load(text: str | bytes, knowledge: Knowledge | None = None, where: str = "pl
     if len(text) > MAX_PLAN_BYTES:
         raise AdvisorInputError(where, f"file is {len(text)} bytes; plans and requests must be under {MAX_PLAN_BYTES}")
     try:
-        data = yaml.safe_load(text)
+        data = safeyaml.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
