@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from advisor.decide.gpu_picker import GPUOption, pick_gpus
 from advisor.errors import AdvisorInputError
 from advisor.intake.catalog import lookup
-from advisor.intake.request import FAILURE_MODES, PRIORITIES, Request
+from advisor.intake.request import CUSTOM_GPU_ID, FAILURE_MODES, PRIORITIES, TFLOPS_FORMATS, Request
 from advisor.knowledge import load_knowledge
 from advisor.knowledge.schema import KnowledgeError
 from advisor.physics.estimate import Estimate, EstimateRequest, estimate
@@ -108,8 +108,18 @@ def _add_request_flags(parser: argparse.ArgumentParser, *, gpu_required: bool) -
     """The flags of one request with one endpoint (recommend, gpus)."""
     parser.add_argument("--model", required=True, help="catalog id, any Hugging Face repo id (owner/name; HF_TOKEN for gated repos, HF_HUB_OFFLINE=1 reads only the cache) or a config.json path")
     if gpu_required:
-        parser.add_argument("--gpu", required=True, metavar="GPU", help="GPU id (see: list gpus)")
+        parser.add_argument("--gpu", required=True, metavar="GPU",
+                            help="GPU id (see: list gpus), or 'custom' with the --gpu-* flags below")
         parser.add_argument("--gpus", type=int, default=1, metavar="N", help="GPUs, tensor parallel (default 1)")
+        custom = parser.add_argument_group("custom GPU (with --gpu custom)")
+        custom.add_argument("--gpu-name", metavar="NAME", help="a name for the plan (default 'Custom GPU')")
+        custom.add_argument("--gpu-vendor", metavar="nvidia|amd", help="default nvidia")
+        custom.add_argument("--gpu-memory-gib", type=float, metavar="GIB", help="memory the driver reports, GiB")
+        custom.add_argument("--gpu-bandwidth-tbps", type=float, metavar="TBPS", help="memory bandwidth, TB/s")
+        custom.add_argument("--gpu-tflops", metavar="FMT=N,...",
+                            help="dense tensor TFLOPS per precision, e.g. bf16=165,fp8=330,int8=660 "
+                            f"(formats: {', '.join(TFLOPS_FORMATS)}); the ones given run natively")
+        custom.add_argument("--gpu-cc", metavar="X.Y", help="NVIDIA compute capability, e.g. 8.9")
         parser.add_argument(
             "--usd-per-gpu-hour", type=float, metavar="USD", help="your GPU price (default: knowledge/gpu_prices.yaml)"
         )
@@ -176,17 +186,46 @@ def _recommend_request(args: argparse.Namespace) -> Request:
         "usd_per_gpu_hour": getattr(args, "usd_per_gpu_hour", None),
         "endpoints": [{k: v for k, v in endpoint.items() if v is not None}],
     }
+    if getattr(args, "gpu", None) == CUSTOM_GPU_ID:
+        fields["custom_gpu"] = _custom_gpu(args)
     try:
         request = Request.model_validate(fields)
     except ValidationError as exc:
         raise AdvisorInputError(*_cli_field(exc)) from None
     k = load_knowledge()
-    if getattr(args, "gpu", None):
+    if getattr(args, "gpu", None) and args.gpu != CUSTOM_GPU_ID:
         lookup(k.gpus, args.gpu, "--gpu", "GPU")
     lookup(k.workloads, args.workload, "--workload", "workload preset")
     if args.runtime:
         lookup(k.runtimes, args.runtime, "--runtime", "runtime")
     return request
+
+
+def _custom_gpu(args: argparse.Namespace) -> dict:
+    """The --gpu-* flags as a custom_gpu mapping (validated with the request; errors name the flag)."""
+    tflops: dict[str, float] = {}
+    for item in (args.gpu_tflops or "").split(","):
+        if not item.strip():
+            continue
+        fmt, _, value = item.partition("=")
+        fmt = fmt.strip().lower()
+        if fmt not in TFLOPS_FORMATS:
+            raise AdvisorInputError("--gpu-tflops", f"unknown precision {fmt!r}", value=fmt, choices=TFLOPS_FORMATS)
+        try:
+            tflops[fmt] = float(value)
+        except ValueError:
+            raise AdvisorInputError("--gpu-tflops", f"{item.strip()!r} is not FORMAT=NUMBER") from None
+    missing = [flag for flag, v in (("--gpu-memory-gib", args.gpu_memory_gib),
+                                    ("--gpu-bandwidth-tbps", args.gpu_bandwidth_tbps),
+                                    ("--gpu-tflops", tflops)) if not v]
+    if missing:
+        raise AdvisorInputError(missing[0], "--gpu custom needs --gpu-memory-gib, --gpu-bandwidth-tbps, --gpu-tflops "
+                                "and (NVIDIA) --gpu-cc")
+    out = {"memory_gib": args.gpu_memory_gib, "memory_bandwidth_tbps": args.gpu_bandwidth_tbps,
+           "dense_tflops": tflops, "compute_capability": args.gpu_cc, "vendor": args.gpu_vendor or "nvidia"}
+    if args.gpu_name:
+        out["name"] = args.gpu_name
+    return out
 
 
 CLI_NAMES = {
@@ -201,6 +240,13 @@ CLI_NAMES = {
     "criteria.max_tpot_ms": "--max-tpot-ms",
     "criteria.max_cost_per_million_tokens": "--max-cost",
     "usd_per_gpu_hour": "--usd-per-gpu-hour",
+    "custom_gpu.memory_gib": "--gpu-memory-gib",
+    "custom_gpu.memory_bandwidth_tbps": "--gpu-bandwidth-tbps",
+    "custom_gpu.dense_tflops": "--gpu-tflops",
+    "custom_gpu.compute_capability": "--gpu-cc",
+    "custom_gpu.vendor": "--gpu-vendor",
+    "custom_gpu.name": "--gpu-name",
+    "custom_gpu": "--gpu-cc",
 }
 
 

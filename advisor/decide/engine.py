@@ -13,8 +13,8 @@ from advisor.decide.result import Deployment, EndpointResult, RationaleItem, Rec
 from advisor.decide.rules import evaluate
 from advisor.decide.search import Outcome, build_deployment, search
 from advisor.errors import AdvisorInputError
-from advisor.intake.catalog import ResolvedModel, lookup, model_from_config, resolve_model
-from advisor.intake.request import Request, check_ids, resolve_shape
+from advisor.intake.catalog import ResolvedModel, model_from_config, resolve_model
+from advisor.intake.request import Request, check_ids, resolve_gpu, resolve_shape
 from advisor.knowledge import load_knowledge
 from advisor.knowledge.schema import Knowledge
 from advisor.physics.architecture import tensor_inventory
@@ -163,7 +163,7 @@ def recommend(request: Request, knowledge: Knowledge | None = None, detail: bool
         model = model_from_config(request.custom_model, name=request.model, where=f"config.json of {request.model}")
     else:
         model = resolve_model(k, request.model, field="model")
-    gpu = lookup(k.gpus, request.gpu, "gpu", "GPU")
+    gpu = resolve_gpu(request, k)
     results = []
     for endpoint in request.endpoints:
         shape = resolve_shape(request, endpoint, k)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from advisor.errors import AdvisorInputError
 from advisor.intake.catalog import lookup
-from advisor.knowledge.schema import Knowledge, Workload
+from advisor.knowledge.schema import GPU, DenseThroughput, Knowledge, Workload
 
 Priority = Literal["quality", "balanced", "latency", "throughput", "memory", "cost"]
 FailureMode = Literal[
@@ -30,6 +30,60 @@ class SuccessCriteria(BaseModel):
     unacceptable: list[FailureMode] = []
 
 
+CUSTOM_GPU_ID = "custom"
+TFLOPS_FORMATS = ("bf16", "fp16", "fp8", "int8", "fp4", "int4")
+_ARCH_BY_CC = ((12.0, "Blackwell"), (10.0, "Blackwell"), (9.0, "Hopper"), (8.9, "Ada"), (8.0, "Ampere"),
+               (7.5, "Turing"), (7.0, "Volta"))
+
+
+class CustomGPU(BaseModel):
+    """A GPU that is not in knowledge/gpus.yaml: its memory, bandwidth, dense tensor throughput per precision and
+    (NVIDIA) compute capability. The formats with a throughput are the ones it multiplies natively."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("Custom GPU", min_length=1, max_length=60)
+    vendor: Literal["nvidia", "amd"] = "nvidia"
+    memory_gib: float = Field(gt=0, le=4096)  # what the driver reports, GiB (2^30)
+    memory_bandwidth_tbps: float = Field(gt=0, le=100)  # TB/s, decimal
+    dense_tflops: dict[Literal["bf16", "fp16", "fp8", "int8", "fp4", "int4"], float] = Field(min_length=1)
+    compute_capability: str | None = Field(None, pattern=r"^\d{1,2}\.\d$")
+    interconnect_gbps: float | None = Field(None, gt=0, le=100_000)
+
+    @field_validator("dense_tflops")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        for fmt, tflops in value.items():
+            if not 0 < tflops <= 1_000_000:
+                raise ValueError(f"{fmt} TFLOPS must be above 0 and at most 1,000,000")
+        return value
+
+    @model_validator(mode="after")
+    def _nvidia_has_cc(self) -> CustomGPU:
+        if self.vendor == "nvidia" and self.compute_capability is None:
+            raise ValueError("an NVIDIA GPU needs compute_capability (e.g. 8.9); it decides which kernels run")
+        return self
+
+    def to_gpu(self) -> GPU:
+        """The knowledge-table row the engine uses (matmul efficiency: the typical 0.8, marked unverified)."""
+        cc = float(self.compute_capability) if self.compute_capability else None
+        native = [f for f in ("fp16", "bf16", "fp8", "int8", "int4") if f in self.dense_tflops]
+        if "fp4" in self.dense_tflops:
+            native += ["fp4", "nvfp4", "mxfp4"] if self.vendor == "nvidia" and (cc or 0) >= 10.0 else ["fp4", "mxfp4"]
+        if "bf16" in native and "fp16" not in native:
+            native.insert(0, "fp16")
+        arch = next((a for limit, a in _ARCH_BY_CC if cc is not None and cc >= limit), "custom")
+        return GPU(id=CUSTOM_GPU_ID, name=self.name, vendor=self.vendor, architecture=arch,
+                   compute_capability=self.compute_capability, amd_arch="custom" if self.vendor == "amd" else None,
+                   memory_gib=self.memory_gib, memory_label=f"{self.memory_gib:g} GiB (as given)",
+                   memory_bandwidth_tbps=self.memory_bandwidth_tbps,
+                   dense_tflops=DenseThroughput(**self.dense_tflops), native_formats=(*native, "fp32"),
+                   fp8_variant="e4m3fn" if "fp8" in native else None, interconnect_gbps=self.interconnect_gbps,
+                   matmul_efficiency=0.8, unverified=("matmul_efficiency",),
+                   notes="Given by the user; the matmul efficiency is the typical 0.8 of measured NVIDIA parts.",
+                   source="the request (custom_gpu)")
+
+
 class Endpoint(BaseModel):
     """One use of the model: a workload preset plus its shape. Unset shape fields come from the preset."""
 
@@ -49,7 +103,8 @@ class Request(BaseModel):
 
     model: str = Field(min_length=1)  # catalog id, or the name given to `custom_model`
     custom_model: dict[str, Any] | None = None  # an uploaded config.json's fields; travels with the plan
-    gpu: str = Field(min_length=1)
+    gpu: str = Field(min_length=1)  # a knowledge/gpus.yaml id, or "custom" with `custom_gpu`
+    custom_gpu: CustomGPU | None = None
     gpus: int = Field(1, ge=1, le=64)
     runtime: str | None = None  # None: the engine picks, in the runtimes' preference order
     priority: Priority | None = None  # default for endpoints that set none (else the workload's own)
@@ -72,6 +127,11 @@ class Request(BaseModel):
     def _runtime_not_blank(self) -> Request:
         if self.runtime is not None and not self.runtime.strip():
             self.runtime = None
+        if self.custom_gpu is not None and self.gpu != CUSTOM_GPU_ID:
+            raise ValueError(f"custom_gpu is given, so gpu must be {CUSTOM_GPU_ID!r}")
+        if self.gpu == CUSTOM_GPU_ID and self.custom_gpu is None:
+            raise ValueError(f"gpu {CUSTOM_GPU_ID!r} needs custom_gpu (memory_gib, memory_bandwidth_tbps, "
+                             "dense_tflops, compute_capability)")
         return self
 
 
@@ -87,9 +147,16 @@ class Shape(BaseModel):
     context: int
 
 
+def resolve_gpu(request: Request, knowledge: Knowledge, field: str = "gpu") -> GPU:
+    """The request's GPU: a knowledge/gpus.yaml row, or the custom GPU it describes."""
+    if request.custom_gpu is not None:
+        return request.custom_gpu.to_gpu()
+    return lookup(knowledge.gpus, request.gpu, field, "GPU")
+
+
 def check_ids(request: Request, knowledge: Knowledge) -> None:
     """Ids the request names must exist; errors name the field and the closest valid ids."""
-    lookup(knowledge.gpus, request.gpu, "gpu", "GPU")
+    resolve_gpu(request, knowledge)
     if request.runtime is not None:
         lookup(knowledge.runtimes, request.runtime, "runtime", "runtime")
     for i, endpoint in enumerate(request.endpoints):
