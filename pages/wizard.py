@@ -8,15 +8,16 @@ import re
 import streamlit as st
 
 from advisor.errors import AdvisorInputError
-from advisor.intake.request import FAILURE_MODES, PRIORITIES
+from advisor.intake.request import CUSTOM_GPU_ID, FAILURE_MODES, PRIORITIES, CustomGPU
 from advisor.physics.architecture import architecture_from_config, parse_config_text
 from advisor.physics.estimate import gpu_price
 from advisor.plan import document as plan_module
-from advisor.plan.permalink import MAX_ENDPOINTS, from_request
+from advisor.plan.permalink import MAX_ENDPOINTS, custom_gpu_of, from_request
 from ui import state as ui_state
 from ui.frame import (
     build_plan,
     current_state,
+    model_found,
     or_stop,
     page_frame,
     plan_yaml,
@@ -125,16 +126,38 @@ with st.sidebar:
     )
 
     st.subheader("2 · Model")
+    chosen = st.session_state.get(ui_state.FIELDS["model"])
     model_ids = [*knowledge.models, *(m for m in custom_models if m not in knowledge.models)]
+    if chosen and chosen not in model_ids:
+        model_ids.append(chosen)
     st.selectbox(
-        "Model (type to search)",
+        "Model: a catalog entry or any Hugging Face id",
         model_ids,
         key=ui_state.FIELDS["model"],
         persist_state="session",
+        accept_new_options=True,
         format_func=lambda m: (
-            f"{knowledge.models[m].name} · {m}" if m in knowledge.models else f"{m} (uploaded config.json)"
+            f"{knowledge.models[m].name} · {m}" if m in knowledge.models
+            else f"{m} (uploaded config.json)" if m in custom_models else f"{m} (Hugging Face)"
         ),
+        help="Type to search the catalog, or type any Hugging Face repo id (owner/name) and press Enter: its "
+        "config.json, quantization metadata and safetensors headers are read from the Hub (the server's HF_TOKEN "
+        "for gated repos).",
     )
+    found, found_error = model_found(st.session_state.get(ui_state.FIELDS["model"]) or "")
+    if found_error:
+        st.error(found_error, icon=":material/error:")
+    elif found:
+        parts = [f"{found['architecture']}", f"{found['params_b']:,.2f} B parameters", f"{found['layers']} layers"]
+        if found["moe"]:
+            parts.append(found["moe"])
+        if found["quantized"]:
+            parts.append(f"published quantized: {found['method']} ({found['scheme']}"
+                         + (f"; {', '.join(found['details'][:3])}" if found["details"] else "") + ")")
+            parts.append(f"base model {found['base_model']}" if found["base_model"] else "no base model named")
+        if found["tensor_gb"]:
+            parts.append(f"{found['tensor_gb']:,.2f} GB of tensors ({found['bytes_source']})")
+        st.caption("Found: " + " · ".join(parts))
     st.file_uploader(
         "…or upload a config.json",
         type=["json"],
@@ -148,11 +171,40 @@ with st.sidebar:
     st.subheader("3 · GPUs and runtime")
     st.selectbox(
         "GPU",
-        list(knowledge.gpus),
+        [*knowledge.gpus, CUSTOM_GPU_ID],
         key=ui_state.FIELDS["gpu"],
         persist_state="session",
-        format_func=lambda g: f"{knowledge.gpus[g].name} ({knowledge.gpus[g].memory_gib:g} GiB)",
+        format_func=lambda g: "A GPU not in the list…" if g == CUSTOM_GPU_ID
+        else f"{knowledge.gpus[g].name} ({knowledge.gpus[g].memory_gib:g} GiB)",
     )
+    if st.session_state.get(ui_state.FIELDS["gpu"]) == CUSTOM_GPU_ID:
+        st.text_input("GPU name", key=ui_state.FIELDS["gpu_name"], max_chars=60, persist_state="session")
+        a, b = st.columns(2)
+        a.number_input("Memory (GiB)", 0.0, 4096.0, step=1.0, key=ui_state.FIELDS["gpu_memory_gib"],
+                       persist_state="session", help="What nvidia-smi / rocm-smi reports, in GiB (MiB / 1024).")
+        b.number_input("Bandwidth (TB/s)", 0.0, 100.0, step=0.1, key=ui_state.FIELDS["gpu_bandwidth_tbps"],
+                       persist_state="session")
+        a.text_input("Compute capability", key=ui_state.FIELDS["gpu_cc"], max_chars=4, persist_state="session",
+                     placeholder="8.9", help="NVIDIA compute capability; it decides which kernels run.")
+        b.number_input("BF16 TFLOPS (dense)", 0.0, 1_000_000.0, step=10.0, key=ui_state.FIELDS["gpu_bf16"],
+                       persist_state="session")
+        a.number_input("FP8 TFLOPS (0 = none)", 0.0, 1_000_000.0, step=10.0, key=ui_state.FIELDS["gpu_fp8"],
+                       persist_state="session")
+        b.number_input("INT8 TOPS (0 = none)", 0.0, 1_000_000.0, step=10.0, key=ui_state.FIELDS["gpu_int8"],
+                       persist_state="session")
+        a.number_input("FP4 TFLOPS (0 = none)", 0.0, 1_000_000.0, step=10.0, key=ui_state.FIELDS["gpu_fp4"],
+                       persist_state="session")
+        st.caption("Dense figures, without 2:4 sparsity. The precisions given a figure are the ones it runs natively.")
+        custom_state = ui_state.read_state()[0]
+        custom_spec = custom_gpu_of(custom_state) if custom_state else None
+        try:
+            custom_gpu = CustomGPU.model_validate(custom_spec).to_gpu() if custom_spec else None
+        except ValueError:
+            custom_gpu = None  # the plan below names the missing or bad field
+        if custom_gpu is not None:
+            st.caption(f"{custom_gpu.name}: {custom_gpu.architecture}, {custom_gpu.memory_gib:g} GiB, runs "
+                       f"{', '.join(f for f in custom_gpu.native_formats if f != 'fp32')} natively; matmul "
+                       "efficiency assumed 0.8 (typical of measured NVIDIA parts).")
     st.number_input(
         "GPUs (tensor parallel)", min_value=1, max_value=64, key=ui_state.FIELDS["gpus"], persist_state="session"
     )

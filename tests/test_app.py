@@ -228,3 +228,42 @@ def test_trade_offs_tab_draws_the_pareto_front():
     assert any("Objective (" in m.value for m in at.markdown)
     table = at.dataframe[0].value
     assert (table["pick"] == "★").sum() == 1
+
+
+# ---------------------------------------------------------------- any model id, custom GPU
+def test_a_custom_gpu_is_planned_and_kept_in_the_link():
+    at = app({"g": "custom", "gn": "RTX 4070", "gm": "11.99", "gb": "0.504", "gc": "8.9", "gf": "58.3",
+              "g8": "116.6", "m": "Qwen/Qwen2.5-7B-Instruct"})
+    assert not at.exception
+    assert at.selectbox(key="w_gpu").value == "custom" and at.number_input(key="w_gpu_memory_gib").value == 11.99
+    assert any(c.value.startswith("RTX 4070: Ada, 11.99 GiB") for c in at.sidebar.caption)
+    assert summary(at).startswith("Serve Qwen2.5 7B Instruct")
+    assert query(at)["gm"] == ["11.99"]
+    at.number_input(key="w_gpu_memory_gib").set_value(0.0).run()
+    assert not at.exception
+    assert any("memory_gib" in e.value for e in at.main.error)
+
+
+def test_a_hugging_face_id_is_looked_up_and_what_was_found_is_shown(monkeypatch, tmp_path):
+    from hubserver import Hub, safetensors
+
+    config = {"architectures": ["MistralForCausalLM"], "model_type": "mistral", "hidden_size": 512,
+              "intermediate_size": 1024, "num_hidden_layers": 2, "num_attention_heads": 8, "num_key_value_heads": 2,
+              "head_dim": 64, "vocab_size": 2048, "max_position_embeddings": 8192, "torch_dtype": "float16",
+              "quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 128, "version": "gemm",
+                                      "zero_point": True}}
+    files = {"config.json": json.dumps(config).encode(),
+             "model.safetensors": safetensors({"model.embed_tokens.weight": ("F16", [2048, 512])})}
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    with Hub({"acme/tiny-awq": files}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        at = app({"m": "acme/tiny-awq", "g": "l40s"})
+        assert not at.exception
+        assert at.selectbox(key="w_model").value == "acme/tiny-awq"
+        found = " ".join(c.value for c in at.sidebar.caption)
+        assert "Found: mistral" in found and "published quantized: awq" in found
+        assert query(at)["m"] == ["acme/tiny-awq"]
+        assert not at.main.error
+        at = app({"m": "acme/not-there", "g": "l40s"})
+        assert any("acme/not-there was not found on the Hub" in e.value for e in at.sidebar.error)

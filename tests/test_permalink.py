@@ -106,7 +106,7 @@ def test_missing_version_is_read_as_current():
 
 
 def test_unknown_ids_are_replaced_with_defaults_and_named():
-    state, _ = from_query({"m": "meta-llama/Llama-3.1-7B", "g": "h100", "r": "vlm",
+    state, _ = from_query({"m": "Llama 3.1 7B", "g": "h100", "r": "vlm",
                            "e": ["a:chatbot:1:10:10:0:auto"]})
     checked, notes = check_against(state, K)
     assert checked.model == "meta-llama/Llama-3.1-8B-Instruct" and checked.gpu == "h100-sxm"
@@ -148,3 +148,18 @@ def test_state_to_request_and_back_gives_the_same_plan():
 def test_endpoint_names_are_restricted(bad):
     with pytest.raises(ValueError):
         EndpointState(name=bad)
+
+
+def test_any_hugging_face_id_and_a_custom_gpu_survive_the_link():
+    state = WizardState(model="mistralai/Mistral-Small-24B-Instruct-2501", gpu="custom", gpu_name="RTX 4070",
+                        gpu_memory_gib=11.99, gpu_bandwidth_tbps=0.504, gpu_cc="8.9", gpu_bf16=58.3, gpu_fp8=116.6)
+    query = to_query(state)
+    assert query["m"] == "mistralai/Mistral-Small-24B-Instruct-2501" and query["gm"] == "11.99"
+    again, notes = from_query(query)
+    checked, more = check_against(again, K)
+    assert checked == state and notes == more == []
+    request = to_request(checked)
+    assert request.custom_gpu.dense_tflops == {"bf16": 58.3, "fp8": 116.6} and request.gpu == "custom"
+    assert from_request(request, K) == state
+    # the custom fields stay out of links for catalog GPUs
+    assert "gm" not in to_query(WizardState(gpu="l4", gpu_memory_gib=12))

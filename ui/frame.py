@@ -4,6 +4,7 @@ page config, knowledge, URL seeding. Plus the cached engine calls the pages shar
 from __future__ import annotations
 
 import streamlit as st
+from pydantic import ValidationError
 from streamlit.errors import StreamlitPageNotFoundError
 
 from advisor.decide.engine import RecommendResult, recommend
@@ -68,8 +69,51 @@ def or_stop(value, error: str | None):
 
 
 def request_for(state: WizardState) -> Request:
+    """The request the wizard asks for; an incomplete input (a custom GPU without its memory) explains and stops."""
     custom = st.session_state.get(ui_state.CUSTOM_MODELS, {}).get(state.model)
-    return to_request(state, custom_model=custom)
+    try:
+        return to_request(state, custom_model=custom)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"]) or "request"
+        st.error(f"These settings cannot be planned: {where}: {err['msg']}.", icon=":material/error:")
+        st.stop()
+        raise  # st.stop() raises; this line is for type checkers
+
+
+@st.cache_data(max_entries=64, show_spinner=False, ttl=3600)
+def _model_found(model: str, custom_json: str | None) -> tuple[dict | None, str | None]:
+    import json
+
+    from advisor.intake.catalog import model_from_config, resolve_model
+    from advisor.physics.architecture import tensor_inventory
+
+    try:
+        if custom_json:
+            m = model_from_config(json.loads(custom_json), name=model)
+        else:
+            m = resolve_model(load_knowledge(), model, field="model")
+    except AdvisorInputError as exc:
+        return None, str(exc)
+    arch, native = m.architecture, m.native
+    params = sum(t.params for t in tensor_inventory(arch))
+    return {
+        "architecture": arch.model_type, "params_b": params / 1e9, "layers": arch.num_layers,
+        "moe": f"{arch.num_experts} experts, {arch.experts_per_token} per token" if arch.is_moe else "",
+        "quantized": native.quantized, "method": native.method, "scheme": native.scheme,
+        "details": list(native.details), "base_model": m.base_model, "repo": m.repo,
+        "tensor_gb": native.checkpoint_bytes / 1e9 if native.checkpoint_bytes else None,
+        "bytes_source": native.bytes_source,
+    }, None
+
+
+def model_found(model: str) -> tuple[dict | None, str | None]:
+    """What the model resolves to (architecture, parameters, the checkpoint's quantization), or the error line.
+    Hugging Face ids are read from the Hub (cached for an hour)."""
+    import json
+
+    custom = st.session_state.get(ui_state.CUSTOM_MODELS, {}).get(model)
+    return _model_found(model, json.dumps(custom, sort_keys=True) if custom else None)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -39,6 +39,14 @@ FIELDS = {  # WizardState field -> widget key
     "max_tpot_ms": "w_max_tpot_ms",
     "max_cost": "w_max_cost",
     "usd_per_gpu_hour": "w_usd_per_gpu_hour",
+    "gpu_name": "w_gpu_name",
+    "gpu_memory_gib": "w_gpu_memory_gib",
+    "gpu_bandwidth_tbps": "w_gpu_bandwidth_tbps",
+    "gpu_cc": "w_gpu_cc",
+    "gpu_bf16": "w_gpu_bf16",
+    "gpu_fp8": "w_gpu_fp8",
+    "gpu_int8": "w_gpu_int8",
+    "gpu_fp4": "w_gpu_fp4",
 }
 ENDPOINT_FIELDS = ("name", "workload", "concurrency", "prompt_tokens", "output_tokens", "context", "priority")
 N_ENDPOINTS = "w_n_endpoints"

@@ -11,7 +11,9 @@ for ids the knowledge base must know (model, GPU, runtime, workloads).
 ``e`` repeats once per endpoint: name:workload:concurrency:prompt_tokens:output_tokens:context:priority
 (context 0 = prompt + output; priority auto = the preset's). The optional speed and cost targets and
 the GPU price override (t: ms to first token, o: ms per output token, k: $ per million output tokens,
-h: $ per GPU-hour) are written only when set, so links without them stay as they were.
+h: $ per GPU-hour) are written only when set, so links without them stay as they were. With ``g=custom`` the
+custom GPU travels too (gn name, gm memory GiB, gb bandwidth TB/s, gc compute capability, gf / g8 / gi / g4 dense
+BF16 / FP8 / INT8 / FP4 TFLOPS). ``m`` may be any Hugging Face repo id; the model is looked up when planned.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from urllib.parse import urlencode
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from advisor.errors import closest
-from advisor.intake.request import FAILURE_MODES, PRIORITIES, Endpoint, Request
+from advisor.intake.hub import REPO_ID
+from advisor.intake.request import CUSTOM_GPU_ID, FAILURE_MODES, PRIORITIES, Endpoint, Request
 from advisor.knowledge.schema import Knowledge
 
 VERSION = "1"
@@ -90,6 +93,15 @@ class WizardState(BaseModel):
     max_tpot_ms: float = Field(0, alias="o", ge=0, le=600_000)
     max_cost: float = Field(0, alias="k", ge=0, le=1_000_000)
     usd_per_gpu_hour: float = Field(0, alias="h", ge=0, le=1000)
+    # A custom GPU (gpu = "custom"); 0 / "" means not given.
+    gpu_name: str = Field("Custom GPU", alias="gn", min_length=1, max_length=60)
+    gpu_memory_gib: float = Field(0, alias="gm", ge=0, le=4096)
+    gpu_bandwidth_tbps: float = Field(0, alias="gb", ge=0, le=100)
+    gpu_cc: str = Field("", alias="gc", pattern=r"^(\d{1,2}\.\d)?$")
+    gpu_bf16: float = Field(0, alias="gf", ge=0, le=1_000_000)
+    gpu_fp8: float = Field(0, alias="g8", ge=0, le=1_000_000)
+    gpu_int8: float = Field(0, alias="gi", ge=0, le=1_000_000)
+    gpu_fp4: float = Field(0, alias="g4", ge=0, le=1_000_000)
     endpoints: tuple[EndpointState, ...] = Field((EndpointState(),), alias="e", min_length=1, max_length=MAX_ENDPOINTS)
 
     @field_validator("unacceptable", mode="before")
@@ -121,6 +133,20 @@ def _number(value: float) -> str:
 
 
 OPTIONAL_NUMBERS = {"t": "max_ttft_ms", "o": "max_tpot_ms", "k": "max_cost", "h": "usd_per_gpu_hour"}
+CUSTOM_GPU_KEYS = {"gn": "gpu_name", "gm": "gpu_memory_gib", "gb": "gpu_bandwidth_tbps", "gc": "gpu_cc",
+                   "gf": "gpu_bf16", "g8": "gpu_fp8", "gi": "gpu_int8", "g4": "gpu_fp4"}
+CUSTOM_TFLOPS = {"bf16": "gpu_bf16", "fp8": "gpu_fp8", "int8": "gpu_int8", "fp4": "gpu_fp4"}
+
+
+def _custom_query(state: WizardState) -> dict[str, str]:
+    if state.gpu != CUSTOM_GPU_ID:
+        return {}
+    out = {}
+    for key, field in CUSTOM_GPU_KEYS.items():
+        value = getattr(state, field)
+        if value:
+            out[key] = _number(value) if isinstance(value, float | int) else str(value)
+    return out
 
 
 def to_query(state: WizardState) -> dict[str, str | list[str]]:
@@ -136,6 +162,7 @@ def to_query(state: WizardState) -> dict[str, str | list[str]]:
         "q": _number(state.quality_floor),
         "u": ",".join(state.unacceptable),
         **{key: _number(getattr(state, field)) for key, field in OPTIONAL_NUMBERS.items() if getattr(state, field)},
+        **_custom_query(state),
         "e": [e.encode() for e in state.endpoints],
     }
 
@@ -219,10 +246,11 @@ def check_against(
         hint = f" (did you mean {', '.join(near)}?)" if near else ""
         notes.append(f"unknown {field} {value!r}{hint}; using {fallback}")
 
-    if state.model not in knowledge.models and state.model not in (custom_models or {}):
+    if state.model not in knowledge.models and state.model not in (custom_models or {}) \
+            and not REPO_ID.match(state.model):
         note("model", state.model, knowledge.models, DEFAULT_MODEL)
         updates["model"] = DEFAULT_MODEL
-    if state.gpu not in knowledge.gpus:
+    if state.gpu not in knowledge.gpus and state.gpu != CUSTOM_GPU_ID:
         note("GPU", state.gpu, knowledge.gpus, DEFAULT_GPU)
         updates["gpu"] = DEFAULT_GPU
     if state.runtime != "auto" and state.runtime not in knowledge.runtimes:
@@ -239,10 +267,22 @@ def check_against(
 
 
 # --------------------------------------------------------------------------- requests
+def custom_gpu_of(state: WizardState) -> dict[str, Any] | None:
+    """The custom GPU the state describes (fields left at 0 are not given), or None for a catalog GPU."""
+    if state.gpu != CUSTOM_GPU_ID:
+        return None
+    tflops = {fmt: getattr(state, field) for fmt, field in CUSTOM_TFLOPS.items() if getattr(state, field)}
+    return {"name": state.gpu_name, "memory_gib": state.gpu_memory_gib or None,
+            "memory_bandwidth_tbps": state.gpu_bandwidth_tbps or None, "dense_tflops": tflops,
+            "compute_capability": state.gpu_cc or None}
+
+
 def to_request(state: WizardState, custom_model: dict[str, Any] | None = None) -> Request:
+    """The request the wizard state asks for. Raises pydantic.ValidationError (e.g. an incomplete custom GPU)."""
     return Request(
         model=state.model,
         custom_model=custom_model,
+        custom_gpu=custom_gpu_of(state),
         gpu=state.gpu,
         gpus=state.gpus,
         runtime=None if state.runtime == "auto" else state.runtime,
@@ -288,7 +328,14 @@ def from_request(request: Request, knowledge: Knowledge) -> WizardState:
                 priority=e.priority or "auto",
             )
         )
+    custom: dict[str, Any] = {}
+    if request.custom_gpu is not None:
+        c = request.custom_gpu
+        custom = {"gpu_name": c.name, "gpu_memory_gib": c.memory_gib, "gpu_bandwidth_tbps": c.memory_bandwidth_tbps,
+                  "gpu_cc": c.compute_capability or "",
+                  **{field: c.dense_tflops.get(fmt, 0) for fmt, field in CUSTOM_TFLOPS.items()}}
     return WizardState(
+        **custom,
         model=request.model,
         gpu=request.gpu,
         gpus=request.gpus,
