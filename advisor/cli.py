@@ -123,6 +123,11 @@ def _add_request_flags(parser: argparse.ArgumentParser, *, gpu_required: bool) -
         parser.add_argument(
             "--usd-per-gpu-hour", type=float, metavar="USD", help="your GPU price (default: knowledge/gpu_prices.yaml)"
         )
+    parser.add_argument("--host-memory-gib", type=float, metavar="GIB",
+                        help="system RAM, checked for llama.cpp partial offload (default: not checked)")
+    parser.add_argument("--host-memory-bandwidth", type=float, metavar="GBPS",
+                        help="GB/s a CPU decode reads from system RAM, for partial offload "
+                        "(default: knowledge/decision.yaml host-decode-bandwidth-gbps)")
     parser.add_argument("--runtime", metavar="RUNTIME", help="serving runtime id; default: the engine picks")
     parser.add_argument(
         "--workload", default="interactive-chat", metavar="PRESET", help="workload preset (see: list workloads)"
@@ -184,6 +189,8 @@ def _recommend_request(args: argparse.Namespace) -> Request:
             "max_cost_per_million_tokens": args.max_cost,
         },
         "usd_per_gpu_hour": getattr(args, "usd_per_gpu_hour", None),
+        "host_memory_gib": args.host_memory_gib,
+        "host_memory_bandwidth_gbps": args.host_memory_bandwidth,
         "endpoints": [{k: v for k, v in endpoint.items() if v is not None}],
     }
     if getattr(args, "gpu", None) == CUSTOM_GPU_ID:
@@ -247,6 +254,8 @@ CLI_NAMES = {
     "custom_gpu.vendor": "--gpu-vendor",
     "custom_gpu.name": "--gpu-name",
     "custom_gpu": "--gpu-cc",
+    "host_memory_gib": "--host-memory-gib",
+    "host_memory_bandwidth_gbps": "--host-memory-bandwidth",
 }
 
 

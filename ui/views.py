@@ -148,6 +148,19 @@ def render_endpoint(endpoint: dict, knowledge: Knowledge, key: str, speed=None) 
         st.warning("What would fit: " + "; ".join(endpoint["what_would_fit"]), icon=":material/lightbulb:")
     for near in endpoint.get("near_misses", []):
         st.info("Near miss: " + near["text"], icon=":material/balance:")
+    if endpoint.get("partial_offload"):
+        with st.expander("Partial offload with llama.cpp: part of the model in system RAM", expanded=not endpoint["fits"],
+                         icon=":material/swap_vert:"):
+            st.caption("No GGUF fits whole in VRAM. llama.cpp can keep some layers on the GPU (-ngl) and run the rest "
+                       "from system RAM: it works, at the speed of the RAM. Modelled; measure before relying on it.")
+            st.dataframe(
+                [{"configuration": o["notation"], "layers on GPU": f"{o['gpu_layers']} of {o['total_layers']}",
+                  "VRAM GiB": o["vram_gib"], "RAM GiB": o["ram_gib"], "ms/token": o["tpot_ms"],
+                  "tokens/s": o["decode_tokens_per_s"], "expected accuracy %": o["expected_recovery_pct"],
+                  "RAM": o["ram_check"]} for o in endpoint["partial_offload"]],
+                hide_index=True, width="stretch")
+            st.code("\n".join(o["serve_command"] for o in endpoint["partial_offload"]), language="bash",
+                    wrap_lines=True)
 
     left, right = st.columns([3, 2])
     with left:

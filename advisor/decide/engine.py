@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from advisor.decide import explain, ladder, objective
 from advisor.decide.context import EndpointContext
+from advisor.decide.offload import offload_options
 from advisor.decide.result import Deployment, EndpointResult, RationaleItem, RecommendResult, Rejection
 from advisor.decide.rules import evaluate
 from advisor.decide.search import Outcome, build_deployment, search
@@ -103,7 +104,7 @@ def recommend_endpoint(ctx: EndpointContext, detail: bool = True) -> EndpointRes
                 "and cost figures use assumed fractions (knowledge/speed.yaml) - measure before relying on them."),
                 source=["knowledge/speed.yaml", "knowledge/perf_measurements.yaml"]))
         return EndpointResult(
-            **common, fits=True, pick=pick, ranked=ranked, pareto=front,
+            **common, fits=True, pick=pick, ranked=ranked, pareto=front, offload=offload_options(ctx),
             near_misses=ladder.near_misses(ctx, pick, out),
             ladder=ladder.ladder(ctx, pick, ranked, out, base, base_fit),
             kv_options=ladder.kv_options(ctx, pick), fallback=fallback, fallback_why=fallback_why, baseline=base,
@@ -128,7 +129,7 @@ def recommend_endpoint(ctx: EndpointContext, detail: bool = True) -> EndpointRes
         return EndpointResult(**common, fits=False, pick=None, ranked=[], pareto=[],
                               runtime_chosen_by="nothing can be served here")
     return EndpointResult(
-        **common, fits=False, pick=pick, ranked=[], pareto=[], what_would_fit=would,
+        **common, fits=False, pick=pick, ranked=[], pareto=[], what_would_fit=would, offload=offload_options(ctx),
         near_misses=ladder.near_misses(ctx, None, out) if out.gated else [],
         ladder=ladder.ladder(ctx, pick, [], out, None, None), kv_options=ladder.kv_options(ctx, pick),
         validation=[c.id for c in k.validation.values() if evaluate(c.when, pick.facts)],

@@ -195,6 +195,27 @@ class RationaleItem(BaseModel):
     source: list[str] = []
 
 
+class OffloadOption(BaseModel):
+    """llama.cpp partial offload of a GGUF that does not fit in VRAM: layers on the GPU, the rest in system RAM."""
+
+    candidate: str
+    kv: str
+    notation: str
+    gpu_layers: int  # -ngl
+    total_layers: int
+    vram_gib: float  # on the GPU: those layers, their KV cache, the output matrix and the compute buffer
+    ram_gib: float  # system RAM: the other layers, their KV cache and the token embedding
+    ram_fits: bool | None  # against the request's host_memory_gib (None: not given)
+    tpot_ms: float
+    decode_tokens_per_s: float  # one request
+    ttft_ms: float
+    concurrency: int
+    expected_recovery_pct: float
+    flag: str  # the llama-server flag
+    note: str
+    checkpoint: CheckpointUse | None = None  # the GGUF it loads (published by name where one exists)
+
+
 class EndpointResult(BaseModel):
     shape: Shape
     concurrency_mode: str  # requirement | ceiling
@@ -216,6 +237,7 @@ class EndpointResult(BaseModel):
     objective: str = ""  # the priority's objective in words
     runtime_chosen_by: str = ""
     evaluated: int = 0  # deployments whose numbers were computed
+    offload: list[OffloadOption] = []  # llama.cpp partial offload, when no GGUF fits whole in VRAM
 
 
 class RecommendResult(BaseModel):

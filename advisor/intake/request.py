@@ -112,6 +112,10 @@ class Request(BaseModel):
     criteria: SuccessCriteria = SuccessCriteria()
     # Your GPU's hourly price; None: the on-demand list price in knowledge/gpu_prices.yaml.
     usd_per_gpu_hour: float | None = Field(None, gt=0, le=1000)
+    # System RAM, for llama.cpp partial offload: how much there is (None: not checked) and the bandwidth a CPU
+    # decode reaches from it (None: knowledge/decision.yaml host-decode-bandwidth-gbps).
+    host_memory_gib: float | None = Field(None, gt=0, le=65536)
+    host_memory_bandwidth_gbps: float | None = Field(None, gt=0, le=10_000)
     endpoints: list[Endpoint] = Field(default_factory=lambda: [Endpoint()], min_length=1, max_length=16)
 
     @field_validator("endpoints")

@@ -352,7 +352,24 @@ def _endpoint(k: Knowledge, result: RecommendResult, er: EndpointResult) -> dict
                                 shape, pick.flags, replicas=pick.layout.replicas, concurrency=pick.concurrency,
                                 checkpoint=use)
     out["runtime"] = {**commands.model_dump(), "id": runtime.id, "chosen_by": er.runtime_chosen_by}
+    if er.offload:
+        out["partial_offload"] = _offload(k, result, er)
     return out
+
+
+def _offload(k: Knowledge, result: RecommendResult, er: EndpointResult) -> list[dict[str, Any]]:
+    """llama.cpp partial offload options (no GGUF fits whole in VRAM): layers on the GPU, the rest in RAM."""
+    runtime = k.runtimes["llama.cpp"]
+    rows = []
+    for o in er.offload:
+        cmd = runtime_commands(k, result.model.id, k.candidates[o.candidate], k.kv_formats[o.kv], runtime, result.gpu,
+                               1, er.shape, ["--flash-attn on"], concurrency=o.concurrency, checkpoint=o.checkpoint)
+        serve = cmd.serve_command.replace("-ngl 99", o.flag)
+        rows.append({**o.model_dump(exclude={"checkpoint"}), "load": o.checkpoint.load if o.checkpoint else None,
+                     "serve_command": serve,
+                     "ram_check": "not checked: give host_memory_gib" if o.ram_fits is None
+                     else ("fits in system RAM" if o.ram_fits else "does NOT fit in system RAM")})
+    return rows
 
 
 MAX_OPTIONS = 60

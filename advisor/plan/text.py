@@ -83,6 +83,10 @@ def render_text(document: dict[str, Any]) -> str:
             lines.append(f"  also      {_row(alt)}")
         for near in e.get("near_misses", [])[:2]:
             lines.append(f"  near miss {near['text']}")
+        for o in e.get("partial_offload", []):
+            lines.append(f"  offload   {o['notation']:<24} {o['flag']}: {o['vram_gib']:g} GiB VRAM + {o['ram_gib']:g} GiB "
+                         f"RAM, {o['tpot_ms']:,.0f} ms/token ({o['decode_tokens_per_s']:g} tok/s), "
+                         f"{o['expected_recovery_pct']:.2f}% expected accuracy; {o['ram_check']}")
         if e.get("fallback"):
             fb = e["fallback"]
             lines.append(f"  fallback  {fb['notation']} on {fb['runtime']} ({fb['name']}): {fb['why'][0]}")
