@@ -45,9 +45,25 @@ FAMILIES: dict[str, str] = {
     "RefinedWeb": "falcon",
     "RefinedWebModel": "falcon",
     "opt": "opt",
+    "qwen3_next": "qwen3_next",
+    "nemotron_h": "nemotron_h",
+    "jamba": "jamba",
 }
 SUPPORTED_MODEL_TYPES = tuple(FAMILIES)
 MLA_FAMILIES = ("deepseek_v2", "deepseek_v3")
+# Hybrids: some layers keep a constant-size recurrent state (Gated DeltaNet, Mamba) instead of a KV cache.
+HYBRID_FAMILIES = ("qwen3_next", "nemotron_h", "jamba")
+LAYER_KINDS = ("attention", "linear_attention", "mamba", "mlp")  # a layer's token mixer ("mlp": none)
+RECURRENT_KINDS = ("linear_attention", "mamba")
+# Fields a hybrid's config.json must spell out; those with a transformers default (Jamba's mamba_*) may be absent.
+HYBRID_REQUIRED: dict[str, list[str]] = {
+    "qwen3_next": ["head_dim", "linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim",
+                   "linear_value_head_dim", "linear_conv_kernel_dim"],
+    "nemotron_h": ["head_dim", "mamba_num_heads", "mamba_head_dim", "ssm_state_size", "n_groups", "conv_kernel"],
+}
+# Bytes per element of the SSM / recurrent state for vLLM's --mamba-ssm-cache-dtype values ("auto": the model's
+# 16-bit dtype).
+STATE_DTYPE_BYTES = {"auto": 2, "bfloat16": 2, "float16": 2, "float32": 4}
 
 # transformers model classes (config.json "architectures") -> model_type, for configs without model_type.
 ARCHITECTURE_CLASSES: dict[str, str] = {
@@ -70,6 +86,9 @@ ARCHITECTURE_CLASSES: dict[str, str] = {
     "FalconForCausalLM": "falcon",
     "RWForCausalLM": "falcon",
     "OPTForCausalLM": "opt",
+    "Qwen3NextForCausalLM": "qwen3_next",
+    "NemotronHForCausalLM": "nemotron_h",
+    "JambaForCausalLM": "jamba",
 }
 
 # GPT-2-era field names -> the names the rest of this module reads.
@@ -81,6 +100,10 @@ FIELD_ALIASES: dict[str, dict[str, str]] = {
     "falcon": {"n_layer": "num_hidden_layers", "n_head": "num_attention_heads", "n_head_kv": "num_kv_heads",
                "ffn_hidden_size": "intermediate_size"},
     "opt": {"ffn_dim": "intermediate_size"},
+    # Nemotron-H's older names, as NemotronHConfig.__post_init__ still accepts them (transformers
+    # src/transformers/models/nemotron_h/configuration_nemotron_h.py @ 13923c63d59f73faebae79b2ee3fafc7e3a35201)
+    "nemotron_h": {"attention_head_dim": "head_dim", "mamba_n_groups": "n_groups", "mamba_d_conv": "conv_kernel",
+                   "mamba_conv_bias": "use_conv_bias"},
 }
 
 # Hugging Face defaults for tie_word_embeddings per model class (PretrainedConfig defaults to True,
@@ -101,6 +124,54 @@ class MLA(BaseModel):
     @property
     def cached_dim(self) -> int:
         return self.kv_lora_rank + self.qk_rope_head_dim
+
+
+class Recurrent(BaseModel):
+    """The mixer of a hybrid's non-attention layers, which keep a constant-size state per sequence, no KV cache.
+
+    ``kind`` is "gated_deltanet" (Qwen3-Next linear attention), "mamba2" (Nemotron-H) or "mamba" (Mamba-1,
+    Jamba). The fields follow vLLM's MambaStateShapeCalculator (vllm-project/vllm
+    vllm/model_executor/layers/mamba/mamba_utils.py @ 02d710837549a368073552333f66d714477415d2):
+
+    - gated_deltanet: ``num_heads`` value heads of ``head_dim``, ``groups`` key heads of ``state_size``;
+      conv state (2 x groups x state_size + num_heads x head_dim) x (conv_kernel - 1), recurrent state
+      num_heads x head_dim x state_size.
+    - mamba2: ``num_heads`` heads of ``head_dim``, ``groups`` = n_groups, ``state_size`` = ssm_state_size;
+      conv state (num_heads x head_dim + 2 x groups x state_size) x (conv_kernel - 1), SSM state
+      num_heads x head_dim x state_size.
+    - mamba: ``num_heads`` = the inner channels (mamba_expand x hidden_size), ``head_dim`` = 1, ``state_size`` =
+      mamba_d_state; conv state channels x (conv_kernel - 1), SSM state channels x state_size.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    kind: str
+    num_heads: int
+    head_dim: int
+    state_size: int
+    groups: int
+    conv_kernel: int
+    conv_bias: bool = False
+    proj_bias: bool = False
+    dt_rank: int = 0  # Mamba-1 only: rank of the dt projection
+    conv_state_bytes: int = 2  # per element: the serving dtype (BF16) unless the runtime is told otherwise
+    ssm_state_bytes: int = 2
+
+    @property
+    def inner(self) -> int:
+        """Channels the mixer carries: value width (Gated DeltaNet) or Mamba's intermediate size."""
+        return self.num_heads * self.head_dim
+
+    def conv_channels(self, tensor_parallel: int = 1) -> int:
+        """Channels of the causal convolution over all GPUs. Mamba-2 replicates groups when TP does not divide
+        n_groups (MambaStateShapeCalculator.extra_groups_for_head_shards)."""
+        if self.kind == "gated_deltanet":
+            return 2 * self.groups * self.state_size + self.inner
+        if self.kind == "mamba2":
+            groups = self.groups
+            if groups % tensor_parallel:
+                groups = tensor_parallel
+            return self.inner + 2 * groups * self.state_size
+        return self.inner
 
 
 class Tensor(BaseModel):
@@ -147,7 +218,9 @@ class Architecture(BaseModel):
     vocab_size: int
     tied_embeddings: bool
     max_position: int | None
-    layer_windows: tuple[int | None, ...]  # per layer: None = full attention, N = sliding window
+    # per ATTENTION layer: None = full attention, N = sliding window. Every layer is an attention layer except in
+    # hybrids, where the Gated DeltaNet / Mamba / MLP-only layers hold no KV cache and are left out.
+    layer_windows: tuple[int | None, ...]
     qkv_bias: bool = False
     o_bias: bool = False
     qk_norm: bool = False
@@ -166,15 +239,42 @@ class Architecture(BaseModel):
     norm_bias: bool = False  # LayerNorm with a bias (GPT-2 era) rather than RMSNorm
     learned_positions: int = 0  # rows of a learned position embedding (GPT-2, OPT); 0 with rotary
     lm_head_bias: bool = False
+    # hybrids: each layer's token mixer, one of LAYER_KINDS; () = every layer is attention
+    layer_kinds: tuple[str, ...] = ()
+    recurrent: Recurrent | None = None  # the mixer of the "linear_attention" / "mamba" layers
+    attn_output_gate: bool = False  # q_proj also yields a sigmoid gate on the attention output (Qwen3-Next)
+    shared_expert_intermediate_size: int | None = None  # when it is not moe_intermediate_size x shared_experts
+    shared_expert_gate: bool = False  # a 1 x hidden sigmoid gate on the shared expert (Qwen3-Next)
+    ffn_in_every_layer: bool = True  # False: only the "mlp" layers have a feed-forward block (Nemotron-H)
     notes: tuple[str, ...] = ()
 
     @property
     def is_moe(self) -> bool:
         return self.num_experts > 0
 
+    @property
+    def is_hybrid(self) -> bool:
+        return self.recurrent is not None
+
+    @property
+    def mixers(self) -> tuple[str, ...]:
+        """Each layer's token mixer: "attention", "linear_attention", "mamba" or "mlp" (no mixer)."""
+        return self.layer_kinds or ("attention",) * self.num_layers
+
+    @property
+    def attention_layers(self) -> int:
+        """Layers that hold a KV cache (every layer, except in hybrids)."""
+        return len(self.layer_windows)
+
+    @property
+    def recurrent_layers(self) -> int:
+        """Layers that hold a constant recurrent state instead of a KV cache."""
+        return sum(1 for k in self.layer_kinds if k in RECURRENT_KINDS)
+
     @cached_property
     def window_counts(self) -> tuple[tuple[int | None, int], ...]:
-        """(window, layers) pairs: None = full attention. KV sizes sum over these, not over every layer."""
+        """(window, attention layers) pairs: None = full attention. KV sizes sum over these, not over every
+        layer; a hybrid's recurrent and MLP-only layers are not in them."""
         counts: dict[int | None, int] = {}
         for w in self.layer_windows:
             counts[w] = counts.get(w, 0) + 1
@@ -253,23 +353,31 @@ def architecture_from_config(config: Mapping[str, Any], where: str = "config.jso
     if family in ("gpt2", "gptj", "falcon") and cfg.get("intermediate_size") is None and \
             isinstance(cfg.get("hidden_size"), int):
         cfg["intermediate_size"] = 4 * cfg["hidden_size"]  # their default: 4 x hidden
+    if family == "nemotron_h" and cfg.get("num_hidden_layers") is None and \
+            isinstance(cfg.get("hybrid_override_pattern"), str):
+        cfg["num_hidden_layers"] = len(cfg["hybrid_override_pattern"])  # newer configs derive it from the pattern
 
     required = ["num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size"]
     if family in MLA_FAMILIES:
         required += ["kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"]
+    required += HYBRID_REQUIRED.get(family, [])
     missing = _missing(cfg, required)
     expert_key = {
         "mixtral": "num_local_experts",
         "gpt_oss": "num_local_experts",
         "qwen3_moe": "num_experts",
+        "qwen3_next": "num_experts",
         "deepseek_v2": "n_routed_experts",
         "deepseek_v3": "n_routed_experts",
+        "jamba": "num_experts",
     }.get(family)
+    if family == "jamba" and cfg.get("num_experts") == 1:
+        expert_key = None  # a Jamba without experts: every feed-forward block is the dense MLP
     if expert_key:
         missing += _missing(cfg, [expert_key, "num_experts_per_tok"])
-    if family in ("qwen3_moe", *MLA_FAMILIES):
+    if family in ("qwen3_moe", "qwen3_next", *MLA_FAMILIES):
         missing += _missing(cfg, ["moe_intermediate_size"])
-    if family != "qwen3_moe" and family != "gpt_oss":
+    if family not in ("qwen3_moe", "gpt_oss", "qwen3_next", "nemotron_h"):  # those two: only with dense layers
         missing += _missing(cfg, ["intermediate_size"])
     if missing:
         raise AdvisorInputError(where, "missing required field(s) " + ", ".join(repr(m) for m in missing))
@@ -303,8 +411,13 @@ def architecture_from_config(config: Mapping[str, Any], where: str = "config.jso
         vocab_size=vocab,
         tied_embeddings=tied,
         max_position=_int(cfg, "max_position_embeddings", where, required=False),
-        layer_windows=_layer_windows(cfg, family, layers, where),
     )
+    if family in HYBRID_FAMILIES:
+        hybrid = _hybrid_fields(cfg, family, layers, hidden, where)
+        notes.extend(hybrid.pop("notes"))
+        fields.update(hybrid)
+    else:
+        fields["layer_windows"] = _layer_windows(cfg, family, layers, where)
     if cfg.get("_multimodal"):
         notes.append("text model only: the vision encoder and projector are not counted")
     legacy = _legacy_fields(cfg, family, hidden, where)
@@ -322,7 +435,7 @@ def architecture_from_config(config: Mapping[str, Any], where: str = "config.jso
         fields.update(qkv_bias=True, o_bias=True, attention_sinks=True)
     elif attention_bias:
         fields.update(qkv_bias=True, o_bias=True)
-    if family in ("qwen3", "qwen3_moe", "gemma3"):
+    if family in ("qwen3", "qwen3_moe", "gemma3", "qwen3_next"):
         fields["qk_norm"] = True
     if family in ("gemma2", "gemma3"):
         fields["norms_per_layer"] = 4
@@ -337,10 +450,13 @@ def architecture_from_config(config: Mapping[str, Any], where: str = "config.jso
             first_dense = _int(cfg, "first_k_dense_replace", where, required=False) or 0
             freq = _int(cfg, "moe_layer_freq", where, required=False) or 1
             moe_layers = tuple(i for i in range(first_dense, layers) if i % freq == 0)
-        elif family == "qwen3_moe":
+        elif family in ("qwen3_moe", "qwen3_next"):
             step = _int(cfg, "decoder_sparse_step", where, required=False) or 1
             dense_only = set(cfg.get("mlp_only_layers") or [])
             moe_layers = tuple(i for i in range(layers) if i not in dense_only and (i + 1) % step == 0)
+        elif family == "jamba":  # JambaConfig.layers_num_experts: experts where i % period == offset
+            period, offset = _period(cfg, "expert_layer_period", 2, "expert_layer_offset", 1, where)
+            moe_layers = tuple(i for i in range(layers) if i % period == offset)
         else:
             moe_layers = tuple(range(layers))
         fields.update(
@@ -352,6 +468,15 @@ def architecture_from_config(config: Mapping[str, Any], where: str = "config.jso
             expert_bias=family == "gpt_oss",
             router_bias=family in ("gpt_oss", "deepseek_v3"),
         )
+        if family == "qwen3_next":  # one shared expert of its own width, behind a 1 x hidden sigmoid gate
+            shared = _int(cfg, "shared_expert_intermediate_size", where, required=False) or 0
+            fields.update(shared_experts=1 if shared else 0, shared_expert_intermediate_size=shared or None,
+                          shared_expert_gate=bool(shared))
+    if family in HYBRID_FAMILIES:
+        ffn_layers = layers if fields.get("ffn_in_every_layer", True) else fields["layer_kinds"].count("mlp")
+        if ffn_layers > len(fields.get("moe_layers", ())) and not fields["intermediate_size"]:
+            raise AdvisorInputError(where, "missing required field(s) 'intermediate_size' (the model has dense "
+                                    "MLP layers)")
     if family in MLA_FAMILIES:
         fields["mla"] = MLA(
             q_lora_rank=_int(cfg, "q_lora_rank", where, required=False),
@@ -412,6 +537,143 @@ def _legacy_fields(cfg: Mapping[str, Any], family: str, hidden: int, where: str)
     return {}
 
 
+def _flag(cfg: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = cfg.get(key)
+    return default if value is None else bool(value)
+
+
+def _period(cfg: Mapping[str, Any], period_key: str, period_default: int, offset_key: str, offset_default: int,
+            where: str) -> tuple[int, int]:
+    """Jamba's every-Nth-layer layout (JambaConfig defaults when absent); the offset must lie inside the period."""
+    period = _int(cfg, period_key, where, required=False) or period_default
+    offset = _int(cfg, offset_key, where, required=False)
+    offset = offset_default if offset is None else offset
+    if offset >= period:
+        raise AdvisorInputError(where, f"{offset_key} ({offset}) must be smaller than {period_key} ({period})")
+    return period, offset
+
+
+def _hybrid_kinds(cfg: Mapping[str, Any], family: str, layers: int, where: str) -> tuple[str, ...]:
+    """Each layer's token mixer, as the model's transformers config derives it."""
+    if family == "qwen3_next":
+        # Qwen3NextConfig.__post_init__: layer_types, else "full_attention" every full_attention_interval
+        # (default 4) layers (transformers src/transformers/models/qwen3_next/configuration_qwen3_next.py
+        # @ 008e574391258935f3ecc3035c882e73bbcac419)
+        layer_types = cfg.get("layer_types")
+        if isinstance(layer_types, list) and layer_types:
+            names = {"linear_attention": "linear_attention", "full_attention": "attention"}
+            unknown = sorted({str(t) for t in layer_types if t not in names})
+            if unknown:
+                raise AdvisorInputError(where, f"layer_types names unknown layer type(s) {', '.join(unknown)[:80]}")
+            kinds = tuple(names[t] for t in layer_types)
+        else:
+            interval = _int(cfg, "full_attention_interval", where, required=False) or 4
+            kinds = tuple("attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(layers))
+    elif family == "nemotron_h":
+        # hybrid_override_pattern: M = Mamba-2, * = attention, - = MLP, E = MoE; or the layers_block_type list
+        # (NemotronHConfig._pattern_to_list, configuration_nemotron_h.py @ 13923c63d59f73faebae79b2ee3fafc7e3a35201)
+        pattern = cfg.get("hybrid_override_pattern")
+        block_types = cfg.get("layers_block_type") or cfg.get("layer_types")
+        if isinstance(pattern, str) and pattern:
+            names = {"M": "mamba", "*": "attention", "-": "mlp", "E": "moe"}
+            items = list(pattern)
+            field = "hybrid_override_pattern"
+        elif isinstance(block_types, list) and block_types:
+            names = {"mamba": "mamba", "linear_attention": "mamba", "attention": "attention",
+                     "full_attention": "attention", "mlp": "mlp", "moe": "moe"}
+            items = block_types
+            field = "layers_block_type"
+        else:
+            raise AdvisorInputError(where, "missing required field(s) 'hybrid_override_pattern'")
+        unknown = sorted({str(t) for t in items if t not in names})
+        if unknown:
+            raise AdvisorInputError(where, f"{field} has unknown layer type(s) {', '.join(unknown)[:80]}")
+        kinds = tuple(names[t] for t in items)
+        if "moe" in kinds:
+            raise AdvisorInputError(where, f"{field} has MoE layers ('E'); Nemotron-H's latent-projection experts "
+                                    "are not supported (their tensors cannot be counted without guessing)")
+    else:  # jamba: JambaConfig.layers_block_type, attention where i % attn_layer_period == attn_layer_offset
+        period, offset = _period(cfg, "attn_layer_period", 8, "attn_layer_offset", 4, where)
+        kinds = tuple("attention" if i % period == offset else "mamba" for i in range(layers))
+    if len(kinds) != layers:
+        raise AdvisorInputError(where, f"the layer pattern has {len(kinds)} layers but num_hidden_layers is {layers}")
+    if "attention" not in kinds:
+        raise AdvisorInputError(where, "the layer pattern has no attention layer")
+    return kinds
+
+
+def _hybrid_fields(cfg: Mapping[str, Any], family: str, layers: int, hidden: int, where: str) -> dict[str, Any]:
+    """Layer kinds, the recurrent mixer and the per-family block layout of Qwen3-Next, Nemotron-H and Jamba.
+
+    Recurrent state dtypes follow vLLM: conv and recurrent state in the serving dtype (BF16) by default
+    (CacheConfig.mamba_cache_dtype = mamba_ssm_cache_dtype = "auto", MambaStateDtypeCalculator._mamba_state_dtype,
+    vllm/model_executor/layers/mamba/mamba_utils.py @ 02d710837549a368073552333f66d714477415d2), except Nemotron-H,
+    whose SSM state vLLM keeps in the config's mamba_ssm_cache_dtype, float32 when absent
+    (NemotronHForCausalLMConfig.DEFAULT_MAMBA_SSM_CACHE_DTYPE in vllm/model_executor/models/config.py,
+    https://docs.vllm.ai/en/latest/api/vllm/model_executor/models/config/).
+    """
+    kinds = _hybrid_kinds(cfg, family, layers, where)
+    out: dict[str, Any] = {"layer_kinds": kinds, "layer_windows": (None,) * kinds.count("attention")}
+    if family == "qwen3_next":
+        # Qwen3NextGatedDeltaNet (transformers src/transformers/models/qwen3_next/modeling_qwen3_next.py
+        # @ 01cdc6081c7500f9e50c98b1b943c90ecb665db3); the attention's q_proj is twice wide (query + output gate)
+        k_heads = _int(cfg, "linear_num_key_heads", where)
+        v_heads = _int(cfg, "linear_num_value_heads", where)
+        if not k_heads or not v_heads or v_heads % k_heads:
+            raise AdvisorInputError(where, "linear_num_value_heads must be a positive multiple of linear_num_key_heads")
+        recurrent = Recurrent(kind="gated_deltanet", num_heads=v_heads,
+                              head_dim=_int(cfg, "linear_value_head_dim", where) or 0,
+                              state_size=_int(cfg, "linear_key_head_dim", where) or 0, groups=k_heads,
+                              conv_kernel=_int(cfg, "linear_conv_kernel_dim", where) or 0)
+        out.update(attn_output_gate=True)
+        mixer = "Gated DeltaNet linear-attention"
+        notes = ["the multi-token-prediction (MTP) module the checkpoint ships (mtp.*) is not counted"]
+    elif family == "nemotron_h":
+        # NemotronHMamba2Mixer / NemotronHBlock: one norm and one mixer per layer; "-" layers are a non-gated
+        # relu2 MLP (transformers src/transformers/models/nemotron_h/modeling_nemotron_h.py
+        # @ 008d9e9577b0eb0149aa6bb0c44da582b10e0b6e)
+        heads = _int(cfg, "mamba_num_heads", where)
+        groups = _int(cfg, "n_groups", where)
+        if not heads or not groups or heads % groups:
+            raise AdvisorInputError(where, "mamba_num_heads must be a positive multiple of n_groups")
+        ssm_dtype = str(cfg.get("mamba_ssm_cache_dtype") or "float32")
+        if ssm_dtype not in STATE_DTYPE_BYTES:
+            raise AdvisorInputError(where, f"mamba_ssm_cache_dtype {ssm_dtype[:40]!r} is not one of "
+                                    f"{', '.join(STATE_DTYPE_BYTES)}")
+        recurrent = Recurrent(kind="mamba2", num_heads=heads, head_dim=_int(cfg, "mamba_head_dim", where) or 0,
+                              state_size=_int(cfg, "ssm_state_size", where) or 0, groups=groups,
+                              conv_kernel=_int(cfg, "conv_kernel", where) or 0,
+                              conv_bias=_flag(cfg, "use_conv_bias", True),
+                              proj_bias=_flag(cfg, "use_bias", False) or _flag(cfg, "mamba_proj_bias", False),
+                              ssm_state_bytes=STATE_DTYPE_BYTES[ssm_dtype])
+        out.update(norms_per_layer=1, ffn_in_every_layer=False, gated_mlp=False,
+                   mlp_bias=_flag(cfg, "mlp_bias", False))
+        mixer = "Mamba-2"
+        notes = []
+        if cfg.get("num_nextn_predict_layers"):
+            notes.append("the multi-token-prediction (MTP) module is not counted")
+    else:
+        # JambaMambaMixer, Mamba-1 with dt/B/C RMSNorms (transformers src/transformers/models/jamba/modeling_jamba.py
+        # @ 008f5c8c29be84d4721dc6d1e0fcd72300580be4); JambaConfig defaults for absent mamba_* fields
+        expand = _int(cfg, "mamba_expand", where, required=False) or 2
+        dt_rank = cfg.get("mamba_dt_rank")
+        dt_rank = -(-hidden // 16) if dt_rank in (None, "auto") else _int(cfg, "mamba_dt_rank", where)
+        recurrent = Recurrent(kind="mamba", num_heads=expand * hidden, head_dim=1,
+                              state_size=_int(cfg, "mamba_d_state", where, required=False) or 16, groups=0,
+                              conv_kernel=_int(cfg, "mamba_d_conv", where, required=False) or 4,
+                              conv_bias=_flag(cfg, "mamba_conv_bias", True),
+                              proj_bias=_flag(cfg, "mamba_proj_bias", False), dt_rank=dt_rank or 0)
+        mixer = "Mamba"
+        notes = []
+    if not (recurrent.num_heads and recurrent.head_dim and recurrent.state_size and recurrent.conv_kernel):
+        raise AdvisorInputError(where, "the linear-attention / Mamba head, state and conv sizes must be > 0")
+    attention, stateful = kinds.count("attention"), sum(1 for k in kinds if k in RECURRENT_KINDS)
+    notes.append(f"hybrid: {attention} of {layers} layers are attention and hold a KV cache; {stateful} "
+                 f"{mixer} layers keep a fixed-size state per sequence instead, counted with the KV cache")
+    out.update(recurrent=recurrent, notes=notes)
+    return out
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Read a config.json from disk with a size bound and a readable error on bad JSON."""
     p = Path(path)
@@ -467,39 +729,42 @@ def tensor_inventory(arch: Architecture) -> tuple[Tensor, ...]:
     add("norms", "final_norm", norm, None, 1)
     add("norms", "layer_norms", norm, None, n_layers * arch.norms_per_layer)
 
-    # attention
+    # attention (every layer, except in hybrids)
+    n_attn = arch.attention_layers
     if arch.mla is not None:
         m = arch.mla
         qk_dim = m.qk_nope_head_dim + m.qk_rope_head_dim
         if m.q_lora_rank:
-            add("attention", "q_a_proj", m.q_lora_rank, h, n_layers)
-            add("norms", "q_a_layernorm", m.q_lora_rank, None, n_layers)
-            add("attention", "q_b_proj", arch.num_heads * qk_dim, m.q_lora_rank, n_layers)
+            add("attention", "q_a_proj", m.q_lora_rank, h, n_attn)
+            add("norms", "q_a_layernorm", m.q_lora_rank, None, n_attn)
+            add("attention", "q_b_proj", arch.num_heads * qk_dim, m.q_lora_rank, n_attn)
         else:
-            add("attention", "q_proj", arch.num_heads * qk_dim, h, n_layers)
-        add("attention", "kv_a_proj_with_mqa", m.kv_lora_rank + m.qk_rope_head_dim, h, n_layers)
-        add("norms", "kv_a_layernorm", m.kv_lora_rank, None, n_layers)
-        add("attention", "kv_b_proj", arch.num_heads * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank, n_layers)
-        add("attention", "o_proj", h, arch.num_heads * m.v_head_dim, n_layers)
+            add("attention", "q_proj", arch.num_heads * qk_dim, h, n_attn)
+        add("attention", "kv_a_proj_with_mqa", m.kv_lora_rank + m.qk_rope_head_dim, h, n_attn)
+        add("norms", "kv_a_layernorm", m.kv_lora_rank, None, n_attn)
+        add("attention", "kv_b_proj", arch.num_heads * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank, n_attn)
+        add("attention", "o_proj", h, arch.num_heads * m.v_head_dim, n_attn)
     else:
         q_dim = arch.num_heads * arch.head_dim
         kv_dim = arch.num_kv_heads * arch.head_dim
-        add("attention", "q_proj", q_dim, h, n_layers)
-        add("attention", "k_proj", kv_dim, h, n_layers)
-        add("attention", "v_proj", kv_dim, h, n_layers)
-        add("attention", "o_proj", h, q_dim, n_layers)
+        add("attention", "q_proj", 2 * q_dim if arch.attn_output_gate else q_dim, h, n_attn)
+        add("attention", "k_proj", kv_dim, h, n_attn)
+        add("attention", "v_proj", kv_dim, h, n_attn)
+        add("attention", "o_proj", h, q_dim, n_attn)
         if arch.qkv_bias:
-            add("attention", "qkv_bias", q_dim + 2 * kv_dim, None, n_layers)
+            add("attention", "qkv_bias", q_dim + 2 * kv_dim, None, n_attn)
         if arch.o_bias:
-            add("attention", "o_bias", h, None, n_layers)
+            add("attention", "o_bias", h, None, n_attn)
         if arch.qk_norm:
-            add("norms", "qk_norm", 2 * arch.head_dim, None, n_layers)
+            add("norms", "qk_norm", 2 * arch.head_dim, None, n_attn)
         if arch.attention_sinks:
-            add("attention", "sinks", arch.num_heads, None, n_layers)
+            add("attention", "sinks", arch.num_heads, None, n_attn)
+    if arch.recurrent is not None:
+        _recurrent_tensors(arch.recurrent, h, arch.recurrent_layers, add)
 
-    # feed-forward
+    # feed-forward (every layer, except Nemotron-H's, where only the "mlp" layers have one)
     moe_layers = len(arch.moe_layers)
-    dense_layers = n_layers - moe_layers
+    dense_layers = (n_layers if arch.ffn_in_every_layer else arch.layer_kinds.count("mlp")) - moe_layers
     if dense_layers:
         inter = arch.intermediate_size or 0
         if arch.gated_mlp:
@@ -516,10 +781,49 @@ def tensor_inventory(arch: Architecture) -> tuple[Tensor, ...]:
         if arch.expert_bias:
             add("experts", "experts.biases", 2 * inter + h, None, moe_layers * e, moe_layers * k)
         if arch.shared_experts:
-            shared = inter * arch.shared_experts
+            shared = arch.shared_expert_intermediate_size or inter * arch.shared_experts
             add("experts", "shared_experts.gate_up_proj", 2 * shared, h, moe_layers)
             add("experts", "shared_experts.down_proj", h, shared, moe_layers)
+        if arch.shared_expert_gate:
+            add("router", "shared_expert_gate", 1, h, moe_layers)
         add("router", "router", e, h, moe_layers)
         if arch.router_bias:
             add("router", "router_bias", e, None, moe_layers)
     return tuple(out)
+
+
+def _recurrent_tensors(r: Recurrent, h: int, layers: int, add) -> None:
+    """The token mixer of a hybrid's linear-attention / Mamba layers. Projections are matrices (group
+    "attention", the mixer's slot); the depthwise conv, dt/A/D and norm weights are vectors, which runtimes keep
+    unquantized. Shapes from the transformers modules cited in :func:`_hybrid_fields`."""
+    conv = r.conv_channels()
+    if r.kind == "gated_deltanet":  # Qwen3NextGatedDeltaNet
+        key_dim = r.groups * r.state_size
+        add("attention", "linear_attn.in_proj_qkvz", 2 * key_dim + 2 * r.inner, h, layers)
+        add("attention", "linear_attn.in_proj_ba", 2 * r.num_heads, h, layers)
+        add("attention", "linear_attn.conv1d", conv * r.conv_kernel, None, layers)  # no bias
+        add("attention", "linear_attn.dt_bias_A_log", 2 * r.num_heads, None, layers)
+        add("norms", "linear_attn.norm", r.head_dim, None, layers)  # one gated RMSNorm over a value head
+        add("attention", "linear_attn.out_proj", h, r.inner, layers)
+    elif r.kind == "mamba2":  # NemotronHMamba2Mixer: in_proj -> [gate z, x B C, dt]
+        add("attention", "mixer.in_proj", r.inner + conv + r.num_heads, h, layers)
+        if r.proj_bias:
+            add("attention", "mixer.in_proj_bias", r.inner + conv + r.num_heads, None, layers)
+        add("attention", "mixer.conv1d", conv * r.conv_kernel + (conv if r.conv_bias else 0), None, layers)
+        add("attention", "mixer.dt_bias_A_log_D", 3 * r.num_heads, None, layers)
+        add("norms", "mixer.norm", r.inner, None, layers)  # grouped gated RMSNorm over the inner width
+        add("attention", "mixer.out_proj", h, r.inner, layers)
+        if r.proj_bias:
+            add("attention", "mixer.out_proj_bias", h, None, layers)
+    else:  # JambaMambaMixer (Mamba-1): in_proj -> [x, gate], x_proj -> [dt, B, C], dt_proj, A_log (inner x state)
+        add("attention", "mamba.in_proj", 2 * r.inner, h, layers)
+        if r.proj_bias:
+            add("attention", "mamba.in_proj_bias", 2 * r.inner, None, layers)
+        add("attention", "mamba.conv1d", conv * r.conv_kernel + (conv if r.conv_bias else 0), None, layers)
+        add("attention", "mamba.x_proj", r.dt_rank + 2 * r.state_size, r.inner, layers)
+        add("attention", "mamba.dt_proj", r.inner, r.dt_rank, layers)
+        add("attention", "mamba.dt_proj_bias_A_log_D", r.inner * (r.state_size + 2), None, layers)
+        add("norms", "mamba.dt_b_c_layernorm", r.dt_rank + 2 * r.state_size, None, layers)
+        add("attention", "mamba.out_proj", h, r.inner, layers)
+        if r.proj_bias:
+            add("attention", "mamba.out_proj_bias", h, None, layers)

@@ -192,6 +192,29 @@ def check_tensor_parallel(arch: Architecture, tensor_parallel: int, field: str =
         kv = arch.num_kv_heads
         if kv % tensor_parallel and tensor_parallel % kv:
             raise AdvisorInputError(field, f"{tensor_parallel} GPUs cannot split or replicate {kv} KV heads evenly")
+    problem = recurrent_split_problem(arch, tensor_parallel)
+    if problem:
+        raise AdvisorInputError(field, problem)
+
+
+def recurrent_split_problem(arch: Architecture, tensor_parallel: int) -> str | None:
+    """Why vLLM cannot split a hybrid's linear-attention / Mamba layers over ``tensor_parallel`` GPUs, or None.
+
+    vLLM divides Gated DeltaNet key and value heads and Mamba-2 heads evenly, and Mamba-2's groups too unless
+    there is one group (MambaMixer2: "Tensor parallel world size must divide num heads", "... then num_groups
+    must equal 1"), and Mamba-1's inner channels (MambaStateShapeCalculator, vllm-project/vllm
+    vllm/model_executor/layers/mamba/mamba_utils.py @ 02d710837549a368073552333f66d714477415d2)."""
+    r = arch.recurrent
+    if r is None or tensor_parallel <= 1:
+        return None
+    tp = tensor_parallel
+    if r.kind == "gated_deltanet" and (r.groups % tp or r.num_heads % tp):
+        return f"{tp} GPUs cannot split {r.groups} key / {r.num_heads} value linear-attention heads evenly"
+    if r.kind == "mamba2" and (r.num_heads % tp or (r.groups % tp and r.groups != 1)):
+        return f"{tp} GPUs cannot split {r.num_heads} Mamba heads in {r.groups} groups evenly"
+    if r.kind == "mamba" and r.inner % tp:
+        return f"{tp} GPUs cannot split {r.inner} Mamba channels evenly"
+    return None
 
 
 def kv_heads_per_gpu(arch: Architecture, tensor_parallel: int) -> int:
@@ -207,15 +230,46 @@ def kv_bytes_per_token_layer(arch: Architecture, kv: KVFormat, tensor_parallel: 
 
 
 def kv_bytes_per_sequence(arch: Architecture, kv: KVFormat, context: int, tensor_parallel: int = 1) -> int:
-    """One sequence of ``context`` tokens on one GPU; a sliding layer holds at most its window."""
+    """KV cache plus recurrent state: what one sequence of ``context`` tokens holds on one GPU.
+
+    The KV cache sums over the attention layers only (``arch.window_counts``); a sliding layer holds at most its
+    window. A hybrid's linear-attention / Mamba layers add :func:`state_bytes_per_sequence`, which does not grow
+    with the context and is kept in its own dtype whatever ``kv`` is. Capacity (concurrency, longest context)
+    is computed from this one function, so the state is counted there too.
+    """
     per_layer = kv_bytes_per_token_layer(arch, kv, tensor_parallel)
     tokens = sum((context if w is None else min(context, w)) * n for w, n in arch.window_counts)
-    return math.ceil(tokens * per_layer)
+    return math.ceil(tokens * per_layer) + state_bytes_per_sequence(arch, tensor_parallel)
+
+
+def state_bytes_per_sequence(arch: Architecture, tensor_parallel: int = 1) -> int:
+    """The constant recurrent state one sequence holds on one GPU: 0 unless the model is a hybrid.
+
+    Per linear-attention / Mamba layer, as vLLM allocates it (MambaStateShapeCalculator in vllm-project/vllm
+    vllm/model_executor/layers/mamba/mamba_utils.py @ 02d710837549a368073552333f66d714477415d2):
+
+    - conv state: conv_channels / TP x (conv_kernel - 1) elements, in the serving dtype (``conv_state_bytes``);
+      conv_channels = 2 x key heads x key dim + value heads x value dim (Gated DeltaNet), inner + 2 x n_groups x
+      d_state (Mamba-2, groups replicated up to TP when TP does not divide them), inner (Mamba-1);
+    - recurrent / SSM state: heads / TP x head dim x state size elements (Gated DeltaNet: value heads x value dim
+      x key dim; Mamba-2: heads x head dim x d_state; Mamba-1: inner channels x d_state), in ``ssm_state_bytes``.
+
+    Heads split evenly over TP (:func:`recurrent_split_problem`); a split that is not even is counted per GPU at
+    the larger share. vLLM pads each state page up to the attention page size; that padding is not counted.
+    """
+    r = arch.recurrent
+    if r is None:
+        return 0
+    tp = max(1, tensor_parallel)
+    conv = -(-r.conv_channels(tp) // tp) * (r.conv_kernel - 1) * r.conv_state_bytes
+    ssm = -(-r.num_heads // tp) * r.head_dim * r.state_size * r.ssm_state_bytes
+    return arch.recurrent_layers * (conv + ssm)
 
 
 def kv_bytes_per_token_full(arch: Architecture, kv: KVFormat) -> float:
-    """Bytes per token over all layers on one GPU (TP=1), as if every layer were full attention."""
-    return arch.num_layers * kv_bytes_per_token_layer(arch, kv, 1)
+    """Bytes per token over all attention layers on one GPU (TP=1), as if each were full attention. Every layer
+    is an attention layer except in hybrids, whose recurrent state does not grow per token and is left out."""
+    return arch.attention_layers * kv_bytes_per_token_layer(arch, kv, 1)
 
 
 # --------------------------------------------------------------------------- runtime overhead
