@@ -90,7 +90,7 @@ MODELOPT = {"producer": {"name": "modelopt", "version": "0.29.0"},
             "quantization": {"quant_algo": "NVFP4", "kv_cache_quant_algo": "FP8", "group_size": 16,
                              "exclude_modules": ["lm_head"]}}
 EXPECTED = {"bf16": ("bf16", ()), "awq": ("int4-awq", ("native-int4-awq",)),
-            "gptq": ("int4-gptq", ("native-int4-gptq",)), "ct-w4a16": ("int4-gptq", ("native-int4-gptq",)),
+            "gptq": ("int4-gptq-packed", ("native-int4-gptq",)), "ct-w4a16": ("int4-gptq", ("native-int4-gptq",)),
             "fp8-block": ("fp8-block", ("native-fp8-block",)),
             "ct-fp8": ("fp8", ("native-fp8-w8a8", "native-fp8-w8a16")),
             "nvfp4": ("nvfp4", ("native-nvfp4", "native-nvfp4-w4a16"))}

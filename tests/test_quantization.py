@@ -51,7 +51,7 @@ MODELOPT_NVFP4 = {"producer": {"name": "modelopt", "version": "0.29.0"},
     ("qc", "scheme", "candidates"),
     [
         (AWQ, "int4-awq", ("native-int4-awq",)),
-        (GPTQ, "int4-gptq", ("native-int4-gptq",)),
+        (GPTQ, "int4-gptq-packed", ("native-int4-gptq",)),
         (CT_W4A16, "int4-gptq", ("native-int4-gptq",)),
         (CT_FP8, "fp8", ("native-fp8-w8a8", "native-fp8-w8a16")),
         (CT_W8A8, "int8", ("native-int8-w8a8",)),
@@ -79,13 +79,18 @@ def test_modelopt_side_file_and_legacy_quantize_config():
     assert layout.scheme == "nvfp4" and layout.method == "modelopt" and layout.kv_cache == "fp8"
     legacy = native_layout(MISTRAL_SMALL_24B, {"quantize_config.json": {"bits": 4, "group_size": 64,
                                                                          "desc_act": False}})
-    assert legacy.scheme == "int4-gptq" and legacy.group_size == 64
+    assert legacy.scheme == "int4-gptq-packed" and legacy.group_size == 64
 
 
 def test_ignore_list_keeping_a_whole_group_overrides_it():
     assert ignored_groups(("lm_head", "re:.*self_attn.*")) == ("attention",)
     assert ignored_groups(tuple(f"model.layers.{i}.mlp.down_proj" for i in range(2)), num_layers=40) == ()
-    assert ignored_groups(tuple(f"model.layers.{i}.mlp.down_proj" for i in range(40)), num_layers=40) == ("mlp",)
+    # one projection in every layer is not the whole group
+    assert ignored_groups(tuple(f"model.layers.{i}.mlp.down_proj" for i in range(40)), num_layers=40) == ()
+    assert ignored_groups(tuple(f"model.layers.{i}.mlp" for i in range(40)), num_layers=40) == ("mlp",)
+    # the router's gate is not the MLP's gate_proj
+    assert ignored_groups(("re:.*mlp.gate$",)) == ()
+    assert ignored_groups(tuple(f"model.layers.{i}.mlp.gate_proj" for i in range(40)), num_layers=40) == ()
     qc = {**CT_FP8, "ignore": ["lm_head", "re:.*self_attn.*"]}
     layout = native_layout({**MISTRAL_SMALL_24B, "quantization_config": qc})
     assert layout.overrides == {"attention": "bf16"}
@@ -127,3 +132,8 @@ def test_a_quantized_checkpoint_naming_its_base_model_compares_other_precisions(
     _, result = _plan(AWQ, gpu="h100-sxm", base_model="mistralai/Mistral-Small-24B-Instruct-2501")
     served = {d.candidate for d in result.endpoints[0].ranked}
     assert "native-int4-awq" in served and "bf16" in served
+
+
+def test_the_older_compression_config_key_is_read_not_counted_as_16_bit():
+    layout = native_layout({**MISTRAL_SMALL_24B, "compression_config": CT_FP8})
+    assert layout.scheme == "fp8" and layout.quantized

@@ -16,7 +16,7 @@ from advisor.intake.catalog import ResolvedModel
 from advisor.intake.request import Request, Shape
 from advisor.knowledge import derived
 from advisor.knowledge.schema import GPU, Candidate, Checkpoint, Knowledge, KVFormat, Rule, Runtime, RuntimeSpeed
-from advisor.physics import memory
+from advisor.physics import gguf, memory
 from advisor.physics.architecture import tensor_inventory
 from advisor.physics.estimate import gpu_price, resolve_layout
 from advisor.physics.performance import ModelCost, Performance, speed
@@ -61,8 +61,10 @@ class Weights:
         native = model.native
         self.exact = bool(native.checkpoint_bytes) and (
             cand.weights == "native" or (not native.quantized and cand.weights == native.scheme))
-        if self.exact:  # the safetensors headers' tensor bytes replace the computed size; vectors are not split
-            exact = int(native.checkpoint_bytes)  # type: ignore[arg-type]
+        # a GGUF type: llama.cpp's own per-tensor type choices, not a file average (advisor/physics/gguf.py)
+        per_tensor = None if self.exact else gguf.scheme_bytes(arch, cand.weights)
+        if self.exact or per_tensor:  # exact bytes replace the computed size; vectors are not split
+            exact = int(per_tensor or native.checkpoint_bytes)  # type: ignore[arg-type]
             scale = exact / self.checkpoint_bytes if self.checkpoint_bytes else 1.0
             self.checkpoint_bytes = exact
             self.bits_per_weight = 8 * exact / self.params if self.params else 0.0

@@ -104,7 +104,7 @@ def recommend_endpoint(ctx: EndpointContext, detail: bool = True) -> EndpointRes
                 "and cost figures use assumed fractions (knowledge/speed.yaml) - measure before relying on them."),
                 source=["knowledge/speed.yaml", "knowledge/perf_measurements.yaml"]))
         return EndpointResult(
-            **common, fits=True, pick=pick, ranked=ranked, pareto=front, offload=offload_options(ctx),
+            **common, fits=True, pick=pick, ranked=ranked, pareto=front, offload=offload_options(ctx, ranked),
             near_misses=ladder.near_misses(ctx, pick, out),
             ladder=ladder.ladder(ctx, pick, ranked, out, base, base_fit),
             kv_options=ladder.kv_options(ctx, pick), fallback=fallback, fallback_why=fallback_why, baseline=base,

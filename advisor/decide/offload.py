@@ -67,13 +67,17 @@ def decode_ms(ctx: EndpointContext, cand, kv, gpu_layers: int, concurrency: int 
     return perf.tpot_ms + (split.cpu_read / host_bw - split.cpu_read / gpu_bw) * 1000
 
 
-def offload_options(ctx: EndpointContext, limit: int = 4) -> list[OffloadOption]:
+def offload_options(ctx: EndpointContext, ranked: list | None = None, limit: int = 4) -> list[OffloadOption]:
     """Partial-offload options for the quantized GGUF types, none of which fits on one GPU: best expected accuracy
     first (each slower type is shown only when it is faster than the ones above it).
-    Empty when a GGUF fits whole (no reason to offload) or llama.cpp cannot run on this GPU."""
+    Offered when nothing serves the endpoint whole, or llama.cpp was asked for and nothing on it does; empty when
+    llama.cpp cannot run on this GPU. `ranked`: the deployments that serve the endpoint."""
     k = ctx.k
     runtime = k.runtimes.get("llama.cpp")
     if runtime is None or ctx.gpu.vendor not in runtime.vendors:
+        return []
+    ranked = ranked or []
+    if any(d.runtime == "llama.cpp" for d in ranked) or (ranked and ctx.request.runtime != "llama.cpp"):
         return []
     host_bw = (ctx.request.host_memory_bandwidth_gbps or k.decision["host-decode-bandwidth-gbps"].value) * 1e9
     pcie = k.decision["host-to-gpu-gbps"].value * 1e9
@@ -84,9 +88,8 @@ def offload_options(ctx: EndpointContext, limit: int = 4) -> list[OffloadOption]
         support = cand.runtimes.get("llama.cpp")
         if support is None or support.how != "gguf" or cand.only_for_native or cand.tier >= 16:
             continue
-        if ctx.weights(cand).per_gpu(1) + ctx.kv_per_sequence(kv, 1) * concurrency \
-                + ctx.overhead(runtime, 1, concurrency) <= ctx.gpu.memory_bytes:
-            return []  # a GGUF fits whole on the GPU: offloading would only be slower
+        if ctx.verdict(cand, kv, runtime).reasons:
+            continue  # a rule rules it out here (e.g. 2-bit for interactive use): offloading does not change that
         split = _split(ctx, cand, kv, concurrency, runtime)
         if split is None:
             continue

@@ -20,17 +20,17 @@ from advisor.knowledge.schema import NativeLayout
 
 KNOWN_METHODS = ("awq", "gptq", "compressed-tensors", "fp8", "fbgemm_fp8", "mxfp4", "modelopt", "bitsandbytes")
 
-# Module-name fragments -> the module group they belong to (to read `ignore` lists that name whole groups).
+# Module-name patterns -> the module group they belong to (to read `ignore` lists that name whole groups).
 _GROUP_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("lm_head", "lm_head"),
-    ("embed", "embedding"),
-    ("self_attn", "attention"),
-    ("attn", "attention"),
-    ("mlp.gate$", "router"),
-    ("router", "router"),
-    ("experts", "experts"),
-    ("mlp", "mlp"),
+    (r"lm_head", "lm_head"),
+    (r"embed", "embedding"),
+    (r"mlp\.gate(?![a-z_])|router|gate_inp|block_sparse_moe\.gate(?![a-z_])", "router"),
+    (r"experts", "experts"),
+    (r"self_attn|attention|\battn\b", "attention"),
+    (r"mlp|ffn|feed_forward", "mlp"),
 )
+# A pattern naming one projection keeps only that projection, not its whole group.
+_ONE_PROJECTION = re.compile(r"(?:q|k|v|o|gate|up|down|qkv|dense|out|in)_proj|\.w[123]\b|\bc_(?:attn|proj|fc)\b")
 # Groups a quantized scheme may quantize; an ignore list that covers one of them keeps it 16-bit.
 _QUANTIZABLE = ("attention", "mlp", "experts")
 
@@ -64,8 +64,8 @@ def ignored_groups(ignore: tuple[str, ...], num_layers: int | None = None) -> tu
         whole = False
         for pattern in ignore:
             text = pattern.removeprefix("re:")
-            hit = next((g for frag, g in _GROUP_PATTERNS if re.search(frag.replace("$", "") , text)), None)
-            if hit != group:
+            hit = next((g for frag, g in _GROUP_PATTERNS if re.search(frag, text)), None)
+            if hit != group or _ONE_PROJECTION.search(text):
                 continue
             index = re.search(r"layers?\D{0,3}(\d+)", text)
             if index is None:
@@ -114,8 +114,9 @@ def _gptq(qc: Mapping[str, Any], num_layers: int | None, method: str = "gptq") -
                "symmetric" if qc.get("sym", True) else "asymmetric"]
     ignore = _strings(qc.get("modules_to_not_convert"))
     if bits == 4:
-        return _layout("int4-gptq", ("native-int4-gptq",), method, details=details, group_size=group, ignore=ignore,
-                       num_layers=num_layers)
+        # the AutoGPTQ / GPTQModel layout stores a packed 4-bit zero point per group even when symmetric
+        return _layout("int4-gptq-packed", ("native-int4-gptq",), method, details=details, group_size=group,
+                       ignore=ignore, num_layers=num_layers)
     if bits == 8:
         return _layout("int8", ("native-int8-w8a16",), method, details=details, group_size=group, ignore=ignore,
                        num_layers=num_layers)
@@ -242,7 +243,8 @@ def native_layout(config: Mapping[str, Any], files: Mapping[str, Mapping[str, An
     """
     files = files or {}
     num_layers = config.get("num_hidden_layers") if isinstance(config.get("num_hidden_layers"), int) else None
-    qc = config.get("quantization_config")
+    # older llm-compressor exports name the block compression_config (vLLM reads it as a fallback too)
+    qc = config.get("quantization_config", config.get("compression_config"))
     modelopt = files.get("hf_quant_config.json")
     if isinstance(modelopt, Mapping) and isinstance(modelopt.get("quantization"), Mapping):
         return _modelopt(modelopt["quantization"], num_layers)

@@ -12,7 +12,7 @@ from advisor.errors import AdvisorInputError
 from advisor.intake.catalog import ResolvedModel, lookup, resolve_model
 from advisor.knowledge import load_knowledge
 from advisor.knowledge.schema import GPU, Knowledge, KVFormat, Runtime, WeightScheme
-from advisor.physics import memory
+from advisor.physics import gguf, memory
 from advisor.physics.architecture import Architecture
 from advisor.physics.memory import GIB
 from advisor.physics.performance import Performance, estimate_speed
@@ -155,10 +155,19 @@ def estimate(request: EstimateRequest, knowledge: Knowledge | None = None) -> Es
 
     modules = memory.weight_breakdown(arch, layout)
     weights = sum(m.bytes for m in modules)
+    per_tensor = gguf.scheme_bytes(arch, scheme.id)  # GGUF: llama.cpp's per-tensor types, not the file average
+    groups = gguf.scheme_group_bytes(arch, scheme.id) if per_tensor else None
+    if per_tensor and groups:
+        modules = [m.model_copy(update={"bytes": groups.get(m.group, m.bytes),
+                                        "bits_per_weight": 8 * groups.get(m.group, m.bytes) / m.params})
+                   for m in modules]
+        weights = sum(m.bytes for m in modules)
     params_total = sum(m.params for m in modules)
     params_active = sum(m.active_params for m in modules)
     embedding = next((m.params for m in modules if m.group == "embedding"), 0)
     weights_gpu = memory.weights_per_gpu(arch, layout, tp)
+    if per_tensor:
+        weights_gpu = round(weights_gpu * per_tensor / max(1, sum(m.bytes for m in memory.weight_breakdown(arch, layout))))
 
     limit = arch.max_position or MAX_CONTEXT_CAP
     kv_seq_gpu = memory.kv_bytes_per_sequence(arch, kv, request.context, tp)
