@@ -106,7 +106,7 @@ def build_parser() -> Parser:
 
 def _add_request_flags(parser: argparse.ArgumentParser, *, gpu_required: bool) -> None:
     """The flags of one request with one endpoint (recommend, gpus)."""
-    parser.add_argument("--model", required=True, help="catalog id, any Hugging Face repo id (owner/name; HF_TOKEN for gated repos, HF_HUB_OFFLINE=1 reads only the cache) or a config.json path")
+    parser.add_argument("--model", required=True, help="catalog id, any Hugging Face repo id (owner/name; HF_TOKEN for gated repos, HF_HUB_OFFLINE=1 reads only the cache), a config.json path or a local .gguf file")
     if gpu_required:
         parser.add_argument("--gpu", required=True, metavar="GPU",
                             help="GPU id (see: list gpus), or 'custom' with the --gpu-* flags below")

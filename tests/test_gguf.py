@@ -473,3 +473,25 @@ def test_split_gguf(tiny, tmp_path):
     assert not partial.complete and partial.missing_parts == (second.name,)
     assert "not found" in partial.notes[0]
     assert partial.tensor_bytes == sum(r.bytes for r in head)
+
+
+# ---------------------------------------------------------------- a .gguf file as the model
+def test_a_gguf_file_is_planned_as_published_with_llama_cpp(tiny):
+    from advisor.intake.catalog import resolve_model
+    from advisor.intake.request import Endpoint, Request
+    from advisor.plan import document as plan
+
+    path, arch, _ = tiny
+    k = load_knowledge()
+    model = resolve_model(k, str(path))
+    assert model.architecture == arch and model.native.scheme == "gguf-q4_k_m"
+    assert model.native.candidates == ("native-gguf",) and model.native.checkpoint_bytes == read_gguf(path).tensor_bytes
+    document = plan.build(Request(model=str(path), gpu="rtx-3060-12gb", endpoints=[Endpoint(concurrency=1)]), k)
+    e = document["endpoints"][0]
+    assert e["recommendation"]["candidate"] == "native-gguf"
+    assert e["runtime"]["serve_command"].startswith(f"llama-server -m {path}")
+    assert e["runtime"]["quantization"]["needed"] is False
+    assert document["model"]["checkpoint"]["method"] == "gguf"
+    # every other precision would re-quantize the file
+    rejected = {c for r in e["rejected"] for c in r["candidate"].split(", ")}
+    assert "gguf-q8_0" in rejected and "fp8-w8a8" in rejected

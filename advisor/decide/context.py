@@ -26,7 +26,7 @@ from advisor.physics.quality import Adjustment, Quality, expected_quality, size_
 # (candidate, KV format, runtime). Rules naming any other fact run per deployment, or when explaining.
 # quant_method values of post-training quantization tools: such a checkpoint has a 16-bit original (its base
 # model); FP8 / MXFP4 checkpoints may be the release itself (DeepSeek-V3, gpt-oss).
-POST_TRAINING_TOOLS = ("awq", "gptq", "compressed-tensors", "modelopt", "bitsandbytes")
+POST_TRAINING_TOOLS = ("awq", "gptq", "compressed-tensors", "modelopt", "bitsandbytes", "gguf")
 STATIC_PREFIXES = ("request.", "endpoint.", "gpu.", "runtime.", "model.", "cand.", "kv.")
 
 
@@ -184,6 +184,14 @@ class EndpointContext:
             self._weights[key] = shared[full]
         return self._weights[key]
 
+    def _evidence(self, cand: Candidate) -> str:
+        """Whose quality evidence a candidate uses: a GGUF file's own type, else its evidence_as, else itself."""
+        if cand.only_for_native == "gguf":
+            scheme = self.model.native.scheme
+            if scheme in self.k.candidates and scheme != "native-gguf":
+                return scheme
+        return cand.evidence_as or cand.id
+
     def published(self, cand: Candidate, runtime: Runtime | None = None) -> Checkpoint | None:
         """The published checkpoint of this model (or the base model a quantized checkpoint names) in the
         candidate's configuration (knowledge/checkpoints.yaml): the first one `runtime` loads, or with no runtime
@@ -228,11 +236,12 @@ class EndpointContext:
         key = (cand.id, kv.id, adjustments)
         if key not in self._quality:
             shared = derived(self.k, "quality", dict)  # a pure function of these inputs: shared across requests
-            full = (key, self.arch.model_type, size_bucket(self.k, self.params_b), tuple(self.tasks.items()))
+            full = (key, self._evidence(cand), self.arch.model_type, size_bucket(self.k, self.params_b),
+                    tuple(self.tasks.items()))
             if full not in shared:
                 if len(shared) > 4096:
                     shared.clear()
-                shared[full] = expected_quality(self.k, cand.evidence_as or cand.id, kv.id, self.arch.model_type,
+                shared[full] = expected_quality(self.k, self._evidence(cand), kv.id, self.arch.model_type,
                                                 self.params_b, self.tasks, adjustments)
             self._quality[key] = shared[full]
         return self._quality[key]

@@ -108,6 +108,8 @@ def layouts(arch: Architecture, gpus: int) -> list[Layout]:
             continue
         if arch.mla is None and arch.num_kv_heads % tp and tp % arch.num_kv_heads:
             continue
+        if memory.recurrent_split_problem(arch, tp):  # a hybrid's Mamba / linear-attention heads must split too
+            continue
         out.append(Layout(tensor_parallel=tp, replicas=gpus // tp))
     return out
 

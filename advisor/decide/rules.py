@@ -44,7 +44,7 @@ FACTS: dict[str, str] = {
     "model.mla": "multi-head latent attention",
     "model.native_quantized": "the model's own published checkpoint is already quantized (gpt-oss, DeepSeek-V3)",
     "model.post_training_quantized": "the checkpoint is a post-training quantization (AWQ, GPTQ, compressed-tensors, "
-    "ModelOpt, bitsandbytes) of a 16-bit model",
+    "ModelOpt, bitsandbytes, a GGUF file) of a 16-bit model",
     "model.base_model": "the checkpoint names the 16-bit model it was quantized from (model card base_model)",
     "cand.id": "candidate id",
     "cand.native": "the candidate serves the model's own published checkpoint as it is",

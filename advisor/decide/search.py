@@ -92,6 +92,8 @@ def candidates(ctx: EndpointContext) -> Iterable[Candidate]:
                 continue
             if not layout.candidates and cand.only_for_native not in native:
                 continue
+            if cand.only_for_native == "gguf" and cand.id not in layout.candidates:
+                continue
         yield cand
 
 

@@ -75,6 +75,8 @@ def resolve_model(knowledge: Knowledge, text: str, field: str = "--model") -> Re
             )
         return resolved[model_id]
     path = Path(text)
+    if text.lower().endswith(".gguf"):
+        return model_from_gguf(knowledge, path, field=field)
     if text.endswith(".json") or path.is_file():
         config = read_config_file(path)
         return model_from_config(config, name=path.name, where=path.name)
@@ -86,6 +88,27 @@ def resolve_model(knowledge: Knowledge, text: str, field: str = "--model") -> Re
         field, f"{text!r} is not a catalog model, a Hugging Face repo id (owner/name) nor a config.json path",
         value=text, choices=list(knowledge.models)
     )
+
+
+def model_from_gguf(knowledge: Knowledge, path: Path, field: str = "--model") -> ResolvedModel:
+    """A local .gguf file: its architecture from the header metadata, served as published with llama.cpp, sized
+    from its tensors' exact bytes (advisor.physics.gguf.read_gguf; the weights are never read)."""
+    from advisor.physics import gguf
+
+    info = gguf.read_gguf(path)
+    arch = architecture_from_config(info.config, where=path.name)
+    file_type = (info.file_type or "").upper()
+    scheme = f"gguf-{file_type.lower()}"
+    if scheme not in knowledge.schemes:
+        scheme = "gguf-q4_k_m"
+    details = [f"file type {file_type or 'not stated'}", f"{len(info.tensors)} tensors",
+               f"{info.file_size / 1e9:,.2f} GB on disk", *info.notes]
+    native = NativeLayout(scheme=scheme, candidates=("native-gguf",), method="gguf", details=tuple(details),
+                          checkpoint_bytes=info.tensor_bytes, bytes_source=f"tensor headers of {path.name}",
+                          notes=f"GGUF {file_type}: " + "; ".join(details))
+    name = str(info.name or path.stem)[:200]
+    return ResolvedModel(id=str(path), name=name, architecture=arch, native=native,
+                         source=[f"GGUF file {path.name} (header metadata)"], from_file=True)
 
 
 def model_from_config(config: Mapping[str, Any], *, name: str, where: str = "config.json",

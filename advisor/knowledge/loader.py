@@ -110,7 +110,8 @@ def _check_references(k: Knowledge) -> None:
         need(k.schemes, c.weights, f"candidates.{c.id}.weights")
         need(k.formats, c.activations, f"candidates.{c.id}.activations")
         need(k.methods, c.method, f"candidates.{c.id}.method")
-        need(k.schemes, c.only_for_native, f"candidates.{c.id}.only_for_native")
+        if c.only_for_native != "gguf":  # "gguf": any GGUF file's own layout
+            need(k.schemes, c.only_for_native, f"candidates.{c.id}.only_for_native")
         need(k.candidates, c.evidence_as, f"candidates.{c.id}.evidence_as")
         if c.only_for_native and c.weights != "native":
             problems.append(f"candidates.{c.id}: only_for_native candidates serve weights 'native'")
