@@ -67,6 +67,10 @@ LAYOUTS = {
                                   "weight_scale_inv": ("F32", [math.ceil(o / 128), math.ceil(i / 128)])},
     # compressed-tensors FP8 dynamic: per-channel scales
     "ct-fp8": lambda n, o, i: {"weight": ("F8_E4M3", [o, i]), "weight_scale": ("BF16", [o, 1])},
+    # bitsandbytes NF4 with double quantization: packed weights, an 8-bit absmax per 64, nested FP32 constants
+    "bnb-nf4": lambda n, o, i: {"weight": ("U8", [o * i // 2, 1]), "weight.absmax": ("U8", [o * i // 64]),
+                                "weight.nested_absmax": ("F32", [o * i // 64 // 256]),
+                                "weight.quant_map": ("F32", [16]), "weight.nested_quant_map": ("F32", [256])},
     # ModelOpt NVFP4: two FP4 values per byte, an FP8 scale per 16, FP32 global and input scales
     "nvfp4": lambda n, o, i: {"weight": ("U8", [o, i // 2]), "weight_scale": ("F8_E4M3", [o, i // 16]),
                               "weight_scale_2": ("F32", []), "input_scale": ("F32", [])},
@@ -80,6 +84,8 @@ QUANT = {
                                                "weights": {"num_bits": 4, "type": "int", "strategy": "group",
                                                            "group_size": G, "symmetric": True}}}},
     "fp8-block": {"quant_method": "fp8", "activation_scheme": "dynamic", "weight_block_size": [128, 128]},
+    "bnb-nf4": {"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "nf4",
+                "bnb_4bit_use_double_quant": True, "llm_int8_skip_modules": ["lm_head"]},
     "ct-fp8": {"quant_method": "compressed-tensors", "format": "float-quantized", "ignore": ["lm_head"],
                "kv_cache_scheme": {"num_bits": 8, "type": "float", "strategy": "tensor"},
                "config_groups": {"group_0": {"targets": ["Linear"],
@@ -93,7 +99,8 @@ EXPECTED = {"bf16": ("bf16", ()), "awq": ("int4-awq", ("native-int4-awq",)),
             "gptq": ("int4-gptq-packed", ("native-int4-gptq",)), "ct-w4a16": ("int4-gptq", ("native-int4-gptq",)),
             "fp8-block": ("fp8-block", ("native-fp8-block",)),
             "ct-fp8": ("fp8", ("native-fp8-w8a8", "native-fp8-w8a16")),
-            "nvfp4": ("nvfp4", ("native-nvfp4", "native-nvfp4-w4a16"))}
+            "nvfp4": ("nvfp4", ("native-nvfp4", "native-nvfp4-w4a16")), "bnb-nf4": ("bnb-nf4", ("native-bnb-nf4",)),
+            "mxfp4": ("bf16", ("native-mxfp4-experts",))}
 
 
 def _header_total(tensors) -> int:
@@ -102,7 +109,35 @@ def _header_total(tensors) -> int:
     return sum(DTYPE_BYTES[dt] * math.prod(shape) for dt, shape in tensors.values())
 
 
+GPT_OSS = {"model_type": "gpt_oss", "architectures": ["GptOssForCausalLM"], "num_hidden_layers": 2, "hidden_size": 512,
+           "intermediate_size": 512, "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 64,
+           "vocab_size": 2048, "tie_word_embeddings": False, "max_position_embeddings": 8192, "attention_bias": True,
+           "sliding_window": 128, "layer_types": ["sliding_attention", "full_attention"], "num_local_experts": 8,
+           "num_experts_per_tok": 2, "quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": [
+               "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]}}
+
+
+def _mxfp4_tensors() -> dict[str, tuple[str, list[int]]]:
+    """gpt-oss's layout: expert matrices as MXFP4 blocks (16 bytes per 32 values) plus one E8M0 scale byte per 32
+    (gate_up_proj_blocks / _scales, down_proj_blocks / _scales), everything else BF16."""
+    from advisor.physics.architecture import architecture_from_config, tensor_inventory
+
+    out: dict[str, tuple[str, list[int]]] = {}
+    for t in tensor_inventory(architecture_from_config(GPT_OSS)):
+        name = f"{t.group}.{t.name}"
+        if t.group == "experts" and t.cols:
+            out[f"{name}_blocks"] = ("U8", [t.copies, t.rows, t.cols // 32, 16])
+            out[f"{name}_scales"] = ("U8", [t.copies, t.rows, t.cols // 32])
+        else:
+            out[name] = ("BF16", [t.copies, t.rows, t.cols or 1])
+    return out
+
+
 def _repo(kind: str, sharded: bool = False, card: str | None = None) -> tuple[dict[str, bytes], int]:
+    if kind == "mxfp4":
+        tensors = _mxfp4_tensors()
+        return ({"config.json": json.dumps(GPT_OSS).encode(), "model.safetensors": safetensors(tensors)},
+                _header_total(tensors))
     config = dict(TINY)
     files: dict[str, bytes] = {}
     if kind in QUANT:
@@ -130,7 +165,7 @@ def _repo(kind: str, sharded: bool = False, card: str | None = None) -> tuple[di
 @pytest.fixture()
 def hub(monkeypatch, tmp_path):
     repos, sizes = {}, {}
-    for kind in LAYOUTS:
+    for kind in [*LAYOUTS, "mxfp4"]:
         repos[f"acme/tiny-{kind}"], sizes[kind] = _repo(kind, sharded=kind == "gptq",
                                                          card="---\nbase_model: acme/tiny-bf16\n---\n"
                                                          if kind == "awq" else None)
@@ -147,14 +182,14 @@ def hub(monkeypatch, tmp_path):
         yield server
 
 
-@pytest.mark.parametrize("kind", list(LAYOUTS))
+@pytest.mark.parametrize("kind", [*LAYOUTS, "mxfp4"])
 def test_each_format_is_detected_and_sized_exactly_from_its_headers(hub, kind):
     model = resolve_model(K, f"acme/tiny-{kind}")
     scheme, candidates = EXPECTED[kind]
     assert model.native.scheme == scheme and model.native.candidates == candidates
     assert model.native.checkpoint_bytes == hub.sizes[kind]
     assert "safetensors headers" in model.native.bytes_source
-    assert model.repo == f"acme/tiny-{kind}" and model.architecture.num_layers == L
+    assert model.repo == f"acme/tiny-{kind}" and model.architecture.num_layers == 2
 
 
 def test_header_ranges_are_read_not_the_weights(hub):
@@ -163,7 +198,7 @@ def test_header_ranges_are_read_not_the_weights(hub):
     assert len(gets) == 2  # one ranged read per shard
 
 
-@pytest.mark.parametrize("kind", ["awq", "gptq", "ct-w4a16", "fp8-block", "ct-fp8", "nvfp4"])
+@pytest.mark.parametrize("kind", ["awq", "gptq", "ct-w4a16", "fp8-block", "ct-fp8", "nvfp4", "bnb-nf4", "mxfp4"])
 def test_the_layout_model_agrees_with_the_headers(hub, kind):
     """The computed checkpoint size (scheme + group size + ignore list) is within 3% of the header bytes."""
     model = resolve_model(K, f"acme/tiny-{kind}")
