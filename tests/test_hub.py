@@ -279,3 +279,17 @@ def test_card_front_matter_is_read_safely():
     assert hubmod.card_base_model(b"---\na: &x [1]\nbase_model: *x\n---\n") is None  # aliases refused
     assert hubmod.card_base_model(b"no front matter") is None
     assert hubmod.card_base_model(b"---\nbase_model: not a repo id!\n---\n") is None
+
+
+def test_an_unreachable_hub_says_so_quickly_and_falls_back_to_the_cache(hub, monkeypatch):
+    import time
+
+    online = resolve_model(K, "acme/tiny-awq")
+    monkeypatch.setattr(hubmod, "_CACHE", type(hubmod._CACHE)())
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    start = time.monotonic()
+    cached = resolve_model(K, "acme/tiny-awq")
+    assert cached.native.scheme == online.native.scheme and "could not be reached" in cached.native.bytes_source
+    with pytest.raises(AdvisorInputError, match=r"acme/tiny-gptq: the Hub at http://127.0.0.1:9 could not be reached"):
+        resolve_model(K, "acme/tiny-gptq")
+    assert time.monotonic() - start < 10  # one quick probe, not the client's retries with back-off

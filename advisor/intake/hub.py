@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from advisor import safeyaml
 from advisor.errors import AdvisorInputError
@@ -31,6 +33,13 @@ MAX_SHARDS = 512  # bounded work per request: the largest public checkpoints hav
 TIMEOUT_S = 10.0
 _CACHE: OrderedDict[tuple, ResolvedModel] = OrderedDict()
 _LOCK = threading.Lock()
+
+
+def _quiet() -> None:
+    """huggingface_hub logs every retry as a warning; the engine reports one line of its own instead."""
+    from huggingface_hub.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
 
 
 def looks_like_repo_id(text: str) -> bool:
@@ -50,6 +59,18 @@ def _settings() -> dict[str, Any]:
     }
 
 
+def _reachable(endpoint: str, timeout: float = 3.0) -> bool:
+    """Can a TCP connection to the hub's host be opened? (One quick try, instead of the client's five retries
+    with back-off when there is no network.)"""
+    parsed = urlparse(endpoint)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def _error(repo: str, field: str, exc: Exception, offline: bool, what: str) -> AdvisorInputError:
     """One line naming the repo and why it cannot be read."""
     from huggingface_hub import errors
@@ -60,12 +81,18 @@ def _error(repo: str, field: str, exc: Exception, offline: bool, what: str) -> A
     if isinstance(exc, errors.RepositoryNotFoundError):
         return AdvisorInputError(field, f"{repo} was not found on the Hub (a private repo needs HF_TOKEN); catalog "
                                  "models work offline")
-    if isinstance(exc, errors.LocalEntryNotFoundError) or (offline and isinstance(exc, FileNotFoundError)):
+    if offline and isinstance(exc, errors.LocalEntryNotFoundError | FileNotFoundError):
         return AdvisorInputError(field, f"{repo}: offline (HF_HUB_OFFLINE) and its {what} is not in the Hugging Face "
                                  "cache; fetch it once online, or use a catalog model or a config.json")
-    if isinstance(exc, errors.EntryNotFoundError | errors.RemoteEntryNotFoundError):
+    if isinstance(exc, errors.EntryNotFoundError | errors.RemoteEntryNotFoundError) \
+            and not isinstance(exc, errors.LocalEntryNotFoundError):
         return AdvisorInputError(field, f"{repo} has no {what}: not a transformers model repo (for a GGUF repo, "
                                  "download the .gguf file and pass its path)")
+    if isinstance(exc, errors.LocalEntryNotFoundError | ConnectionError) or (
+            isinstance(exc, OSError) and not isinstance(exc, errors.HfHubHTTPError)):
+        return AdvisorInputError(field, f"{repo}: the Hub could not be reached and its {what} is not in the Hugging "
+                                 "Face cache; check the network (or HF_ENDPOINT), or use a catalog model or a "
+                                 "config.json")
     return AdvisorInputError(field, f"{repo}: could not read its {what} from the Hub ({type(exc).__name__}: "
                              f"{str(exc).splitlines()[0][:160] if str(exc) else 'no detail'})")
 
@@ -113,6 +140,8 @@ def _header_bytes(repo: str, s: dict[str, Any], revision: str | None) -> tuple[i
     Offline, or for a repo without safetensors, None and the reason."""
     from huggingface_hub import HfApi, errors
 
+    if s.get("unreachable"):
+        return None, "the Hub could not be reached: read from the cache, tensor sizes computed from the architecture"
     if s["offline"]:
         return None, "offline: tensor sizes computed from the architecture (the headers are not cached)"
     api = HfApi(endpoint=s["endpoint"], token=s["token"])
@@ -148,9 +177,16 @@ def resolve_hub_model(repo: str, *, revision: str | None = None, field: str = "-
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
+    _quiet()
+    if not s["offline"] and not _reachable(s["endpoint"]):
+        s = {**s, "offline": True, "unreachable": True}  # read what the cache holds; say why if it holds nothing
     try:
         config_path = _download(repo, "config.json", s, revision)
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line naming the repo and the reason
+        if s.get("unreachable"):
+            raise AdvisorInputError(field, f"{repo}: the Hub at {s['endpoint']} could not be reached and its "
+                                    "config.json is not in the Hugging Face cache; check the network (or HF_ENDPOINT), "
+                                    "or use a catalog model or a config.json") from None
         raise _error(repo, field, exc, s["offline"], "config.json") from None
     with config_path.open("rb") as fh:
         data = fh.read(MAX_CONFIG_BYTES + 1)
