@@ -63,7 +63,8 @@ def build_parser() -> Parser:
     est.add_argument("--concurrency", type=int, default=1, metavar="N", help="sequences held at once (default 1)")
     est.add_argument("--gpu", metavar="GPU", help="GPU id (see: list gpus); enables the fit check")
     est.add_argument("--gpus", type=int, default=1, metavar="N", help="GPUs, tensor parallel (default 1)")
-    est.add_argument("--runtime", default="vllm", metavar="RUNTIME", help="serving runtime id (default vllm)")
+    est.add_argument("--runtime", metavar="RUNTIME",
+                     help="serving runtime id (default vllm; llama.cpp for GGUF weight schemes)")
     est.add_argument(
         "--group-size", type=int, metavar="N", help="override the group size of an integer scheme (-1 = per channel)"
     )
@@ -106,7 +107,7 @@ def build_parser() -> Parser:
 
 def _add_request_flags(parser: argparse.ArgumentParser, *, gpu_required: bool) -> None:
     """The flags of one request with one endpoint (recommend, gpus)."""
-    parser.add_argument("--model", required=True, help="catalog id, any Hugging Face repo id (owner/name; HF_TOKEN for gated repos, HF_HUB_OFFLINE=1 reads only the cache), a config.json path or a local .gguf file")
+    parser.add_argument("--model", required=True, help="catalog id, any Hugging Face repo id (owner/name; HF_TOKEN for gated repos, HF_HUB_OFFLINE=1 reads only the cache), a local checkpoint folder, a config.json path or a local .gguf file")
     if gpu_required:
         parser.add_argument("--gpu", required=True, metavar="GPU",
                             help="GPU id (see: list gpus), or 'custom' with the --gpu-* flags below")
@@ -195,6 +196,11 @@ def _recommend_request(args: argparse.Namespace) -> Request:
     }
     if getattr(args, "gpu", None) == CUSTOM_GPU_ID:
         fields["custom_gpu"] = _custom_gpu(args)
+    else:
+        given = [f"--gpu-{n.replace('_', '-')}" for n in ("name", "vendor", "memory_gib", "bandwidth_tbps", "tflops",
+                                                        "cc") if getattr(args, f"gpu_{n}", None) is not None]
+        if given:
+            raise AdvisorInputError(given[0], "describes a custom GPU; use it with --gpu custom")
     try:
         request = Request.model_validate(fields)
     except ValidationError as exc:
@@ -214,8 +220,10 @@ def _custom_gpu(args: argparse.Namespace) -> dict:
     for item in (args.gpu_tflops or "").split(","):
         if not item.strip():
             continue
-        fmt, _, value = item.partition("=")
+        fmt, sep, value = item.partition("=")
         fmt = fmt.strip().lower()
+        if not sep:
+            raise AdvisorInputError("--gpu-tflops", f"{item.strip()!r} is not FORMAT=NUMBER (e.g. bf16=165,fp8=330)")
         if fmt not in TFLOPS_FORMATS:
             raise AdvisorInputError("--gpu-tflops", f"unknown precision {fmt!r}", value=fmt, choices=TFLOPS_FORMATS)
         try:
@@ -224,7 +232,7 @@ def _custom_gpu(args: argparse.Namespace) -> dict:
             raise AdvisorInputError("--gpu-tflops", f"{item.strip()!r} is not FORMAT=NUMBER") from None
     missing = [flag for flag, v in (("--gpu-memory-gib", args.gpu_memory_gib),
                                     ("--gpu-bandwidth-tbps", args.gpu_bandwidth_tbps),
-                                    ("--gpu-tflops", tflops)) if not v]
+                                    ("--gpu-tflops", tflops or None)) if v is None]
     if missing:
         raise AdvisorInputError(missing[0], "--gpu custom needs --gpu-memory-gib, --gpu-bandwidth-tbps, --gpu-tflops "
                                 "and (NVIDIA) --gpu-cc")
@@ -268,7 +276,12 @@ def _cli_field(exc: ValidationError) -> tuple[str, str]:
             break
     else:
         name = "--" + loc.split(".")[0].replace("_", "-")
-    return name, f"{err['msg'].lower()}, got {err.get('input')!r}"
+    message = err["msg"].removeprefix("Value error, ")
+    if isinstance(err.get("input"), dict | list) or not err.get("loc"):  # a whole object: its values say nothing
+        return name, message
+    if err.get("type") == "string_pattern_mismatch" and loc.endswith("compute_capability"):
+        return name, f"a compute capability is major.minor, e.g. 8.9, got {err.get('input')!r}"
+    return name, f"{message[:1].lower() + message[1:]}, got {err.get('input')!r}"
 
 
 def _read_plan_file(path: str) -> tuple[str, str]:
@@ -329,6 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _request(args: argparse.Namespace) -> EstimateRequest:
     # The flags are named after the request's fields (--group-size -> group_size).
     fields = {name: getattr(args, name) for name in EstimateRequest.model_fields}
+    if not fields.get("runtime"):  # GGUF files run on llama.cpp; everything else defaults to vLLM
+        fields["runtime"] = "llama.cpp" if str(fields.get("weights") or "").lower().startswith("gguf-") else "vllm"
     try:
         return EstimateRequest(**fields)
     except ValidationError as exc:

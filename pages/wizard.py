@@ -53,7 +53,8 @@ def _add_config() -> None:
     except AdvisorInputError as exc:
         st.session_state["_config_error"] = str(exc)
         return
-    name = str(config.get("_name_or_path") or upload.name.removesuffix(".json"))[:200]
+    stem = upload.name.removesuffix(".json")
+    name = str(config.get("_name_or_path") or (stem if stem != "config" else "uploaded-model"))[:200]
     custom_models[name] = config
     st.session_state[ui_state.FIELDS["model"]] = name
 
@@ -229,6 +230,16 @@ with st.sidebar:
         + (f" (${list_price:g} for this GPU)." if list_price else " (none on file for this GPU).")
         + " Used for cost per million tokens.",
     )
+
+    with st.expander("System RAM (for llama.cpp partial offload)",
+                     expanded=bool(st.session_state.get(ui_state.FIELDS["host_memory_gib"]))):
+        st.number_input("System RAM (GiB, 0 = not checked)", 0.0, 65536.0, step=8.0,
+                        key=ui_state.FIELDS["host_memory_gib"], persist_state="session",
+                        help="When no GGUF fits in VRAM, llama.cpp can keep layers in system RAM; this checks they fit.")
+        st.number_input("RAM bandwidth a CPU decode reaches (GB/s, 0 = default)", 0.0, 10_000.0, step=10.0,
+                        key=ui_state.FIELDS["host_memory_bandwidth_gbps"], persist_state="session",
+                        help="Default 26 GB/s, fitted to a published llama.cpp -ngl sweep (knowledge/decision.yaml); "
+                        "dual-channel DDR5 peaks at 64-90 GB/s.")
 
     st.subheader("4 · Endpoints")
     count = st.number_input(

@@ -297,3 +297,11 @@ def test_plan_command_reports_bad_fields(capsys, tmp_path):
     )
     status, _, err = run(capsys, "plan", str(bad))
     assert status == 2 and "endpoints.0.concurrency" in err and "greater than 0" in err
+
+
+def test_estimate_of_a_gguf_scheme_defaults_to_llama_cpp(capsys):
+    status, out, _ = run(capsys, "estimate", "--model", "Qwen/Qwen2.5-72B-Instruct", "--weights", "gguf-q4_k_m",
+                         "--format", "json")
+    data = json.loads(out)
+    assert status == 0 and data["runtime"] == "llama.cpp"
+    assert round(data["weights_bytes"] / 2**30, 2) == 44.15  # llama.cpp's per-tensor types (gguf-parser: 44.15 GiB)

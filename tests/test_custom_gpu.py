@@ -68,8 +68,20 @@ def test_the_cli_takes_a_custom_gpu(capsys):
      "--gpu-tflops"),
     (["--gpu-memory-gib", "12", "--gpu-bandwidth-tbps", "0.5", "--gpu-tflops", "bf16=lots", "--gpu-cc", "8.9"],
      "--gpu-tflops"),
+    (["--gpu-memory-gib", "12", "--gpu-bandwidth-tbps", "0.5", "--gpu-tflops", "bf16:58", "--gpu-cc", "8.9"],
+     "--gpu-tflops"),
+    (["--gpu-memory-gib", "12", "--gpu-bandwidth-tbps", "0", "--gpu-tflops", "bf16=58", "--gpu-cc", "8.9"],
+     "--gpu-bandwidth-tbps"),
+    (["--gpu-memory-gib", "12", "--gpu-bandwidth-tbps", "0.5", "--gpu-tflops", "bf16=58", "--gpu-cc", "99.9"],
+     "--gpu-cc"),
 ])
 def test_bad_custom_gpu_flags_get_one_line_naming_the_flag(capsys, flags, named):
     status = main(["recommend", "--model", "Qwen/Qwen2.5-7B-Instruct", "--gpu", "custom", *flags])
     err = capsys.readouterr().err.strip()
     assert status != 0 and err.startswith(f"error: {named}") and "\n" not in err and "Traceback" not in err
+    assert "{" not in err  # never a dump of the whole object
+
+
+def test_custom_gpu_flags_need_gpu_custom(capsys):
+    status = main(["recommend", "--model", "Qwen/Qwen2.5-7B-Instruct", "--gpu", "l40s", "--gpu-memory-gib", "12"])
+    assert status == 2 and "use it with --gpu custom" in capsys.readouterr().err

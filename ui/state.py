@@ -47,6 +47,8 @@ FIELDS = {  # WizardState field -> widget key
     "gpu_fp8": "w_gpu_fp8",
     "gpu_int8": "w_gpu_int8",
     "gpu_fp4": "w_gpu_fp4",
+    "host_memory_gib": "w_host_memory_gib",
+    "host_memory_bandwidth_gbps": "w_host_memory_bandwidth_gbps",
 }
 ENDPOINT_FIELDS = ("name", "workload", "concurrency", "prompt_tokens", "output_tokens", "context", "priority")
 N_ENDPOINTS = "w_n_endpoints"

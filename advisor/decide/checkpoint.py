@@ -15,7 +15,8 @@ def _short(model_id: str) -> str:
 def checkpoint_use(ctx: EndpointContext, cand: Candidate, runtime: Runtime) -> CheckpointUse:
     """What the serve command loads for `cand` on `runtime`, and why (see :class:`CheckpointUse`)."""
     model = ctx.model
-    own = model.repo or model.id
+    # what is served: the Hub repo or local folder; an uploaded config.json: the folder it came from (named)
+    own = model.repo or (f"./{_short(model.name)}" if model.from_file and not model.id.endswith(".gguf") else model.id)
     base = model.base_model if model.native.quantized and model.base_model else own
     support = cand.runtimes.get(runtime.id)
     if cand.weights == "native":

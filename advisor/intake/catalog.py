@@ -26,7 +26,7 @@ class ResolvedModel(BaseModel):
     published: PublishedCounts | None = None
     source: list[str]
     from_file: bool = False
-    repo: str | None = None  # the Hugging Face repo id the serve command loads, when known
+    repo: str | None = None  # what the serve command loads: a Hugging Face repo id or a local checkpoint folder
     base_model: str | None = None  # a quantized checkpoint's 16-bit original (model card base_model)
 
 
@@ -77,15 +77,24 @@ def resolve_model(knowledge: Knowledge, text: str, field: str = "--model") -> Re
     path = Path(text)
     if text.lower().endswith(".gguf"):
         return model_from_gguf(knowledge, path, field=field)
+    if path.is_dir():
+        from advisor.intake.local import model_from_directory
+
+        return model_from_directory(path, field=field)
     if text.endswith(".json") or path.is_file():
         config = read_config_file(path)
-        return model_from_config(config, name=path.name, where=path.name)
+        if path.name == "config.json":  # a checkpoint's own config: the folder names the model and is what is served
+            from advisor.intake.local import model_from_directory
+
+            return model_from_directory(path.parent, field=field)
+        return model_from_config(config, name=path.stem, where=path.name)
     from advisor.intake import hub  # imported here: the Hub client loads only when a model needs it
 
     if hub.looks_like_repo_id(text):
         return hub.resolve_hub_model(text, field=field)
     raise AdvisorInputError(
-        field, f"{text!r} is not a catalog model, a Hugging Face repo id (owner/name) nor a config.json path",
+        field, f"{text!r} is not a catalog model, a Hugging Face repo id (owner/name), a checkpoint folder, a "
+        "config.json path nor a .gguf file",
         value=text, choices=list(knowledge.models)
     )
 
@@ -111,6 +120,14 @@ def model_from_gguf(knowledge: Knowledge, path: Path, field: str = "--model") ->
                          source=[f"GGUF file {path.name} (header metadata)"], from_file=True)
 
 
+def config_name(config: Mapping[str, Any]) -> str | None:
+    """transformers' _name_or_path when it names a model (a repo id or a folder), not a temporary path."""
+    value = config.get("_name_or_path")
+    if not isinstance(value, str) or not value.strip() or value.startswith(("/tmp", "/var/", "C:\\")):
+        return None
+    return value.strip().rstrip("/")
+
+
 def model_from_config(config: Mapping[str, Any], *, name: str, where: str = "config.json",
                       files: Mapping[str, Mapping[str, Any]] | None = None, repo: str | None = None,
                       base_model: str | None = None, source: list[str] | None = None,
@@ -120,7 +137,7 @@ def model_from_config(config: Mapping[str, Any], *, name: str, where: str = "con
     `checkpoint_bytes` (exact tensor bytes from the safetensors headers) replaces the computed checkpoint size.
     Raises AdvisorInputError naming the field for an unsupported architecture or quantization."""
     arch = architecture_from_config(config, where=where)
-    label = str(repo or config.get("_name_or_path") or name)[:200]
+    label = str(repo or config_name(config) or name)[:200]
     native = native_layout(config, files)
     if checkpoint_bytes:
         native = native.model_copy(update={"checkpoint_bytes": checkpoint_bytes, "bytes_source": bytes_source})

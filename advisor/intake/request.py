@@ -61,7 +61,9 @@ class CustomGPU(BaseModel):
     @model_validator(mode="after")
     def _nvidia_has_cc(self) -> CustomGPU:
         if self.vendor == "nvidia" and self.compute_capability is None:
-            raise ValueError("an NVIDIA GPU needs compute_capability (e.g. 8.9); it decides which kernels run")
+            raise ValueError("an NVIDIA GPU needs its compute capability (e.g. 8.9); it decides which kernels run")
+        if self.compute_capability is not None and not 3.0 <= float(self.compute_capability) <= 13.0:
+            raise ValueError(f"compute capability {self.compute_capability} is not one NVIDIA has made (3.0 to 13.0)")
         return self
 
     def to_gpu(self) -> GPU:

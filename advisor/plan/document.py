@@ -270,8 +270,11 @@ def _summary(k: Knowledge, result: RecommendResult, er: EndpointResult, dep: Dep
         return (f"No configuration meets your targets: the closest, {words}, fits in memory but needs "
                 + "; ".join(er.what_would_fit) + ".")
     total, cap = _gib(mem.total_bytes_per_gpu * mem.gpus), _gib(mem.capacity_bytes_per_gpu * mem.gpus)
-    return (f"Does not fit: even the smallest servable option, {words}, needs {total} GiB against {cap} GiB. "
-            "What would fit: " + ("; ".join(er.what_would_fit) if er.what_would_fit else "a larger GPU") + ".")
+    offload = (f" Or run a GGUF partly from system RAM with llama.cpp ({len(er.offload)} partial-offload options "
+               "below; slow)." if er.offload else "")
+    return (f"Does not fit: the smallest option the rules allow for this endpoint, {words}, needs {total} GiB against "
+            f"{cap} GiB (the ruled-out list says why smaller ones are excluded). What would fit: "
+            + ("; ".join(er.what_would_fit) if er.what_would_fit else "a larger GPU") + "." + offload)
 
 
 def _endpoint(k: Knowledge, result: RecommendResult, er: EndpointResult) -> dict[str, Any]:
@@ -367,7 +370,8 @@ def _offload(k: Knowledge, result: RecommendResult, er: EndpointResult) -> list[
         serve = cmd.serve_command.replace("-ngl 99", o.flag)
         rows.append({**o.model_dump(exclude={"checkpoint"}), "load": o.checkpoint.load if o.checkpoint else None,
                      "serve_command": serve,
-                     "ram_check": "not checked: give host_memory_gib" if o.ram_fits is None
+                     "ram_check": "not checked: give your system RAM (--host-memory-gib, or System RAM in the wizard)"
+                     if o.ram_fits is None
                      else ("fits in system RAM" if o.ram_fits else "does NOT fit in system RAM")})
     return rows
 

@@ -11,7 +11,7 @@ for ids the knowledge base must know (model, GPU, runtime, workloads).
 ``e`` repeats once per endpoint: name:workload:concurrency:prompt_tokens:output_tokens:context:priority
 (context 0 = prompt + output; priority auto = the preset's). The optional speed and cost targets and
 the GPU price override (t: ms to first token, o: ms per output token, k: $ per million output tokens,
-h: $ per GPU-hour) are written only when set, so links without them stay as they were. With ``g=custom`` the
+h: $ per GPU-hour; hr / hb: system RAM GiB and its GB/s, for llama.cpp partial offload) are written only when set, so links without them stay as they were. With ``g=custom`` the
 custom GPU travels too (gn name, gm memory GiB, gb bandwidth TB/s, gc compute capability, gf / g8 / gi / g4 dense
 BF16 / FP8 / INT8 / FP4 TFLOPS). ``m`` may be any Hugging Face repo id; the model is looked up when planned.
 """
@@ -102,6 +102,9 @@ class WizardState(BaseModel):
     gpu_fp8: float = Field(0, alias="g8", ge=0, le=1_000_000)
     gpu_int8: float = Field(0, alias="gi", ge=0, le=1_000_000)
     gpu_fp4: float = Field(0, alias="g4", ge=0, le=1_000_000)
+    # System RAM for llama.cpp partial offload (0: not given)
+    host_memory_gib: float = Field(0, alias="hr", ge=0, le=65536)
+    host_memory_bandwidth_gbps: float = Field(0, alias="hb", ge=0, le=10_000)
     endpoints: tuple[EndpointState, ...] = Field((EndpointState(),), alias="e", min_length=1, max_length=MAX_ENDPOINTS)
 
     @field_validator("unacceptable", mode="before")
@@ -132,7 +135,8 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-OPTIONAL_NUMBERS = {"t": "max_ttft_ms", "o": "max_tpot_ms", "k": "max_cost", "h": "usd_per_gpu_hour"}
+OPTIONAL_NUMBERS = {"t": "max_ttft_ms", "o": "max_tpot_ms", "k": "max_cost", "h": "usd_per_gpu_hour",
+                    "hr": "host_memory_gib", "hb": "host_memory_bandwidth_gbps"}
 CUSTOM_GPU_KEYS = {"gn": "gpu_name", "gm": "gpu_memory_gib", "gb": "gpu_bandwidth_tbps", "gc": "gpu_cc",
                    "gf": "gpu_bf16", "g8": "gpu_fp8", "gi": "gpu_int8", "g4": "gpu_fp4"}
 CUSTOM_TFLOPS = {"bf16": "gpu_bf16", "fp8": "gpu_fp8", "int8": "gpu_int8", "fp4": "gpu_fp4"}
@@ -296,6 +300,8 @@ def to_request(state: WizardState, custom_model: dict[str, Any] | None = None) -
             "max_cost_per_million_tokens": state.max_cost or None,
         },
         usd_per_gpu_hour=state.usd_per_gpu_hour or None,
+        host_memory_gib=state.host_memory_gib or None,
+        host_memory_bandwidth_gbps=state.host_memory_bandwidth_gbps or None,
         endpoints=[
             Endpoint(
                 name=e.name,
@@ -348,6 +354,8 @@ def from_request(request: Request, knowledge: Knowledge) -> WizardState:
         max_tpot_ms=request.criteria.max_tpot_ms or 0,
         max_cost=request.criteria.max_cost_per_million_tokens or 0,
         usd_per_gpu_hour=request.usd_per_gpu_hour or 0,
+        host_memory_gib=request.host_memory_gib or 0,
+        host_memory_bandwidth_gbps=request.host_memory_bandwidth_gbps or 0,
         endpoints=tuple(endpoints[:MAX_ENDPOINTS]),
     )
 
