@@ -23,6 +23,7 @@ from advisor.knowledge import load_knowledge
 from advisor.knowledge.schema import KnowledgeError
 from advisor.physics.estimate import Estimate, EstimateRequest, estimate
 from advisor.physics.memory import GB, GIB
+from advisor.physics.performance import band_text
 from advisor.plan import document as plan_module
 from advisor.plan.document import MAX_PLAN_BYTES
 from advisor.plan.text import render_text
@@ -87,6 +88,11 @@ def build_parser() -> Parser:
         help="format the matmuls take (default: what the weights run as on the GPU, e.g. fp8 W8A8 on Hopper)",
     )
     est.add_argument("--usd-per-gpu-hour", type=float, metavar="USD", help="GPU price for cost per million tokens")
+    est.add_argument("--max-num-seqs", type=int, metavar="N",
+                     help="the server's sequence limit (vLLM --max-num-seqs; default: the runtime's for the GPU)")
+    est.add_argument("--max-num-batched-tokens", type=int, metavar="N",
+                     help="tokens per prefill pass (vLLM --max-num-batched-tokens, SGLang --chunked-prefill-size)")
+    est.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs (vLLM --enforce-eager)")
 
     rec = sub.add_parser("recommend", help="a deployment plan for one endpoint")
     _add_request_flags(rec, gpu_required=True)
@@ -436,7 +442,8 @@ def render_table(r: Estimate) -> str:
         )
     )
     lines.append(row("KV cache", r.kv_cache_bytes, r.kv_cache_bytes_per_gpu, kv_note))
-    oh_note = f"activations {_g(o.activations_bytes)} + CUDA/non-torch {_g(o.non_torch_bytes)}"
+    oh_note = (f"activations {_g(o.activations_bytes)}" + (f" + CUDA graphs {_g(o.cuda_graph_bytes)}"
+               if o.cuda_graph_bytes else "") + f" + CUDA/non-torch {_g(o.non_torch_bytes)}")
     if gpu:
         oh_note += f" + unused headroom {_g(o.headroom_bytes)} at {o.utilization:.0%} utilization"
     lines.append(
@@ -446,10 +453,18 @@ def render_table(r: Estimate) -> str:
     if gpu and r.capacity_bytes is not None:
         lines.append(row("capacity", r.capacity_bytes, r.capacity_bytes // r.gpus, f"{r.gpus} x {gpu.memory_label}"))
         lines.append("")
+        if r.kv_budget_bytes is not None:
+            lines.append(f"KV pool ({r.runtime} {r.runtime_version}, per GPU): {_g(max(0, r.kv_budget_bytes))} = "
+                         f"{r.kv_pool_tokens:,} tokens (what the server logs at start-up); the runtime sees "
+                         f"{_g(r.visible_bytes_per_gpu or 0)} per GPU")
         if r.fits:
-            lines.append(f"FITS: {_g(r.capacity_bytes - r.total_bytes)} to spare.")
+            lines.append(f"FITS: {_g(r.kv_budget_bytes - r.kv_cache_bytes_per_gpu)} of KV pool to spare per GPU.")
+        elif r.kv_budget_bytes is not None and r.kv_budget_bytes < 0:
+            lines.append(f"DOES NOT FIT: the weights and overhead alone are over the runtime's budget by "
+                         f"{_g(-r.kv_budget_bytes)} per GPU.")
         else:
-            lines.append(f"DOES NOT FIT: over by {_g(r.total_bytes - r.capacity_bytes)}.")
+            lines.append(f"DOES NOT FIT: the KV cache needs {_g(r.kv_cache_bytes_per_gpu)} per GPU, the pool holds "
+                         f"{_g(max(0, r.kv_budget_bytes or 0))}.")
         lines.append(f"  Most sequences at {r.context:,} tokens: {r.max_concurrency:,}")
         lines.append(
             f"  Longest context for {r.concurrency} sequence{'s' if r.concurrency != 1 else ''}: "
@@ -460,13 +475,18 @@ def render_table(r: Estimate) -> str:
     if r.performance is not None:
         p = r.performance
         lines += ["", f"Speed ({r.runtime} {r.runtime_version}, matmuls at {p.matmul_precision.upper()}):"]
-        lines.append(f"  time to first token  {p.ttft_ms:,.0f} ms   ({p.bound['prefill']}-bound prefill)")
+        b = p.bands_pct or {}
+        lines.append(f"  time to first token  {band_text(p.ttft_ms, b.get('prefill'), 'ms')}   "
+                     f"({p.bound['prefill']}-bound prefill)")
         lines.append(
-            f"  time per token       {p.tpot_ms:,.1f} ms   ({p.bound['decode']}-bound decode at "
-            f"{r.concurrency} sequence{'s' if r.concurrency != 1 else ''})"
+            f"  time per token       {band_text(p.tpot_ms, b.get('decode'), 'ms', 1)}   ({p.bound['decode']}-bound "
+            f"decode at {r.concurrency} sequence{'s' if r.concurrency != 1 else ''})"
         )
-        lines.append(f"  per request          {p.decode_tokens_per_s:,.0f} tokens/s")
-        lines.append(f"  all requests         {p.throughput_tokens_per_s:,.0f} output tokens/s")
+        lines.append(f"  per request          {band_text(p.decode_tokens_per_s, b.get('decode'), 'tokens/s')}")
+        lines.append(f"  all requests         {band_text(p.throughput_tokens_per_s, b.get('throughput'), 'output tokens/s')}")
+        if b:
+            lines.append("  (bands: the 80th percentile of the model's error on held-out published measurements; "
+                         "README 'Accuracy')")
         if p.cost_per_million_tokens is not None:
             lines.append(
                 f"  cost                 ${p.cost_per_million_tokens:,.2f} per million output tokens "

@@ -166,17 +166,23 @@ def test_tensor_parallel_splits_and_replicates_kv_heads():
 
 # ---------------------------------------------------------------- fit and solvers
 def test_fit_budget_uses_runtime_utilization_and_overhead():
+    """vLLM's accounting: utilization x the total CUDA reports - weights - profile peak - CUDA graphs - non-torch."""
     r = est(model="meta-llama/Llama-3.1-8B-Instruct", weights="bf16", kv="bf16", context=8192, gpu="a100-80gb")
     vllm = K.runtimes["vllm"].memory
-    capacity = K.gpus["a100-80gb"].memory_bytes
+    visible = K.gpus["a100-80gb"].visible_bytes(K.decision["driver-reserved-fraction"].value)
+    assert r.visible_bytes_per_gpu == visible < K.gpus["a100-80gb"].memory_bytes
     budget = (
-        math.floor(vllm.utilization_default * capacity)
+        math.floor(vllm.utilization_default * visible)
         - r.weights_bytes
         - r.overhead.activations_bytes
+        - r.overhead.cuda_graph_bytes
         - r.overhead.non_torch_bytes
     )
+    assert r.kv_budget_bytes == budget
     assert r.max_concurrency == budget // GIB
-    assert r.overhead.headroom_bytes == capacity - math.floor(vllm.utilization_default * capacity)
+    assert r.kv_pool_tokens == budget // (128 * 1024 * 16) * 16  # whole 16-token pages of 128 KiB tokens
+    # an A100 keeps the small batch defaults (vLLM get_batch_defaults): 2,048 tokens, 256 sequences
+    assert (r.overhead.max_num_batched_tokens, r.overhead.max_num_seqs) == (2048, 256)
     assert r.total_bytes == r.weights_bytes + r.kv_cache_bytes + r.overhead_bytes
     assert r.fits
 

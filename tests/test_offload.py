@@ -27,7 +27,8 @@ def test_decode_speed_follows_a_published_ngl_sweep(gpu_layers, published):
     ctx = EndpointContext(K, request, resolve_model(K, request.model), resolve_gpu(request, K),
                           resolve_shape(request, request.endpoints[0], K))
     tokens_per_s = 1000 / decode_ms(ctx, K.candidates["gguf-q4_k_m"], K.kv_formats["fp16"], gpu_layers)
-    assert abs(tokens_per_s - published) / published < 0.15
+    # every layer on the GPU is the speed model's own figure, held to its 25% decode target (issue 10)
+    assert abs(tokens_per_s - published) / published < (0.25 if gpu_layers == 48 else 0.15)
 
 
 def _offload(model, gpu, **kw):

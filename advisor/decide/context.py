@@ -19,7 +19,7 @@ from advisor.knowledge.schema import GPU, Candidate, Checkpoint, Knowledge, KVFo
 from advisor.physics import gguf, memory
 from advisor.physics.architecture import tensor_inventory
 from advisor.physics.estimate import gpu_price, resolve_layout
-from advisor.physics.performance import ModelCost, Performance, speed
+from advisor.physics.performance import ModelCost, Performance, speed, with_bands
 from advisor.physics.quality import Adjustment, Quality, expected_quality, size_bucket
 
 # Facts known before memory, speed and quality are computed; rules naming only these run once per
@@ -56,6 +56,7 @@ class Weights:
                                           if quantized else None)
         self.format = quantized[0].format if quantized else breakdown[0].format
         self.groups = tuple(m.group for m in breakdown)
+        self.breakdown = breakdown
         self._split = memory.matrix_vector_bytes(arch, self.layout)
         self.cost = ModelCost(arch, self.layout)
         native = model.native
@@ -75,6 +76,10 @@ class Weights:
     def per_gpu(self, tp: int) -> int:
         matrix, vector = self._split
         return math.ceil(matrix / tp) + vector
+
+    def loaded_per_gpu(self, runtime: Runtime, gpu: GPU, tp: int) -> int:
+        """One GPU's weights as the runtime holds them after loading (repacked kernels' layouts included)."""
+        return self.per_gpu(tp) + memory.repack_bytes_per_gpu(runtime.memory, self.breakdown, gpu.architecture, tp)
 
 
 class EndpointContext:
@@ -215,12 +220,26 @@ class EndpointContext:
         return self._kv[key]
 
     def overhead(self, runtime: Runtime, tp: int, concurrency: int) -> int:
-        """Activations and non-torch memory per GPU (llama.cpp's compute buffer grows with the tokens held)."""
-        tokens = self.shape.context * concurrency if runtime.memory.activation.kind != "constant" else 0
-        key = (runtime.id, tp, tokens)
+        """Activations, CUDA graphs and non-torch memory per GPU, as the runtime accounts for them: llama.cpp's
+        compute buffer grows with the tokens held; vLLM's sampler profile runs the --max-num-seqs the plan sets
+        (the concurrency)."""
+        kind = runtime.memory.activation.kind
+        tokens = self.shape.context * concurrency if kind in ("per-head-context", "llama-compute") else 0
+        seqs = concurrency if kind == "profile" else None
+        key = (runtime.id, tp, tokens, seqs)
         if key not in self._overhead:
-            self._overhead[key] = memory.runtime_overhead(runtime.memory, self.arch, tp, tokens).per_gpu
+            self._overhead[key] = memory.runtime_overhead(
+                runtime.memory, self.arch, tp, tokens, gpu_gib=self.gpu.memory_gib, gpu_name=self.gpu.name,
+                max_num_seqs=seqs).per_gpu
         return self._overhead[key]
+
+    def visible_bytes(self) -> int:
+        """What the runtime sees as one GPU's total (gpus.yaml visible_gib, or less the driver's reserve)."""
+        return self.gpu.visible_bytes(self.k.decision["driver-reserved-fraction"].value)
+
+    def utilization(self, runtime: Runtime, tp: int) -> float:
+        """The runtime's default memory fraction on this GPU (SGLang's depends on the GPU's memory)."""
+        return memory.default_utilization(runtime.memory, self.visible_bytes(), tp)
 
     def activations(self, cand: Candidate) -> str:
         return cand.activations if self.gpu.supports_bf16 or cand.activations != "bf16" else "fp16"
@@ -228,9 +247,10 @@ class EndpointContext:
     def speed(self, cand: Candidate, kv: KVFormat, runtime: Runtime, tp: int, concurrency: int,
               explain: bool = False) -> Performance:
         """One replica's speed at `concurrency` requests of the endpoint's prompt and output lengths."""
-        return speed(self.weights(cand).cost, kv, self.gpu, tp, self.activations(cand),
+        perf = speed(self.weights(cand).cost, kv, self.gpu, tp, self.activations(cand),
                      cand.weight_only and cand.tier < 16, self.shape.prompt_tokens, self.shape.output_tokens,
                      concurrency, self._speed_rows[runtime.id], self.price, explain=explain)
+        return with_bands(perf, self.k.decision) if explain else perf
 
     def quality(self, cand: Candidate, kv: KVFormat, adjustments: tuple[Adjustment, ...]) -> Quality:
         key = (cand.id, kv.id, adjustments)

@@ -62,6 +62,8 @@ class MemoryFit(BaseModel):
     fits: bool
     max_concurrency: int  # sequences one replica holds at the endpoint's context
     max_context: int | None = None  # longest context at the concurrency (computed for shown deployments)
+    utilization: float | None = None  # the runtime's memory fraction the budget assumed (its serve flag)
+    kv_pool_tokens: int | None = None  # tokens the server's KV pool holds per replica (what it logs)
 
     @property
     def total_bytes_per_gpu(self) -> int:

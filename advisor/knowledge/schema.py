@@ -175,7 +175,11 @@ class GPU(Row):
     architecture: str  # Volta, Turing, Ampere, Ada, Hopper, Blackwell, CDNA3
     compute_capability: str | None = None  # NVIDIA, e.g. "9.0"
     amd_arch: str | None = None  # AMD, e.g. "gfx942"
-    memory_gib: float = Field(gt=0)  # capacity used for the fit check, GiB (2^30)
+    memory_gib: float = Field(gt=0)  # what nvidia-smi / rocm-smi report as total, GiB (2^30)
+    # what CUDA / HIP report as total to the runtime (torch.cuda.mem_get_info, vLLM's "total memory"), GiB, where a
+    # server log shows it: the driver keeps some memory back (ECC, page retirement). None: memory_gib less
+    # decision.yaml driver-reserved-fraction.
+    visible_gib: float | None = Field(None, gt=0)
     memory_label: str  # as the vendor publishes it, e.g. "80 GB HBM3"
     memory_bandwidth_tbps: float = Field(gt=0)  # TB/s, decimal, as published
     dense_tflops: DenseThroughput
@@ -193,6 +197,13 @@ class GPU(Row):
     @property
     def memory_bytes(self) -> int:
         return int(round(self.memory_gib * 2**30))
+
+    def visible_bytes(self, reserved_fraction: float) -> int:
+        """Bytes a runtime sees as the GPU's total: ``visible_gib`` where logged, else ``memory_gib`` less
+        ``reserved_fraction`` of it (decision.yaml driver-reserved-fraction)."""
+        if self.visible_gib is not None:
+            return int(round(self.visible_gib * 2**30))
+        return int(round(self.memory_gib * (1 - reserved_fraction) * 2**30))
 
     @property
     def cc_value(self) -> float | None:
@@ -244,23 +255,76 @@ class ModelEntry(Row):
 
 
 # --------------------------------------------------------------------------- runtimes
-class ActivationModel(Frozen):
-    """Peak activation and workspace memory a runtime reserves per GPU."""
+class BatchDefault(Frozen):
+    """A runtime's default batch limits on GPUs of at least ``min_gib`` (vLLM get_batch_defaults, SGLang
+    handle_gpu_memory_settings): tokens one prefill pass may hold and sequences in flight."""
 
-    kind: Literal["constant", "per-head-context"]
+    min_gib: float = Field(ge=0)
+    unless_name: tuple[str, ...] = ()  # lower-case GPU name fragments this tier skips (vLLM: a100)
+    max_num_batched_tokens: int = Field(ge=1)
+    max_num_seqs: int = Field(ge=1)
+    max_num_seqs_tp4: int | None = None  # SGLang: a larger decode graph batch at tensor parallel >= 4
+
+
+class ActivationModel(Frozen):
+    """Peak activation and workspace memory a runtime reserves per GPU.
+
+    - constant: a measured figure per architecture class (``gib_by_class``);
+    - per-head-context: a compute buffer growing with the context (``mib_per_head`` ...);
+    - profile: what a profiling forward pass peaks at, as vLLM's profile run measures it: the larger of the
+      prefill pass over ``max_num_batched_tokens`` tokens (``forward_scale`` x the MLP's activation bytes per
+      token) and the sampler over ``max_num_seqs`` x vocabulary logits (``sampler_bytes_per_logit``), plus
+      ``cuda_graph_gib`` unless CUDA graphs are off;
+    - llama-compute: llama.cpp's compute buffer, ``ubatch`` x (vocabulary logits in FP32 + hidden states), and
+      without Flash Attention the ubatch x context x heads FP32 score matrix;
+    - none: activations live outside the runtime's fraction (SGLang's mem_fraction_static).
+    """
+
+    kind: Literal["constant", "per-head-context", "profile", "llama-compute", "none"]
     gib_by_class: dict[str, float] = {}  # constant: architecture class -> GiB
     mib_per_head: float = 0.0  # per-head-context: compute buffer per attention head
     mib_per_head_per_1k_context: float = 0.0
+    forward_scale: float = Field(1.0, ge=0)
+    sampler_bytes_per_logit: float = Field(0.0, ge=0)
+    cuda_graph_gib: float = Field(0.0, ge=0)
+    cuda_graph_gib_per_layer: float = Field(0.0, ge=0)  # the graphs' memory grows with the layers captured
+    batch_defaults: tuple[BatchDefault, ...] = ()  # most memory first
+    ubatch: int = Field(512, ge=1)  # llama-compute: llama.cpp's -ub default
+    flash_attention: bool = True  # llama-compute: FA on (the CUDA default since --flash-attn auto)
+    source: str | list[str]
+
+    def batch_default(self, gpu_gib: float, gpu_name: str, tp: int = 1) -> BatchDefault | None:
+        name = gpu_name.lower()
+        for tier in self.batch_defaults:
+            if gpu_gib >= tier.min_gib and not any(n in name for n in tier.unless_name):
+                return tier
+        return None
+
+
+class Repack(Frozen):
+    """Weights a runtime's kernels re-lay-out at load time, so the loaded size is not the checkpoint's."""
+
+    format: str  # numeric format id of the stored weights (mxfp4, ...)
+    architectures: tuple[str, ...]  # GPU architectures the repacking kernels run on (gpus.yaml architecture)
+    groups: tuple[str, ...]  # module groups affected
+    factor: float = Field(ge=1, le=4)  # loaded bytes / checkpoint bytes of those groups
     source: str | list[str]
 
 
 class RuntimeMemory(Frozen):
+    repack: tuple[Repack, ...] = ()
     utilization_default: float = Field(gt=0, le=1)
     utilization_flag: str | None = None
     # total: the fraction caps everything the runtime allocates (vLLM gpu_memory_utilization);
     # free: it is the share of memory left after weights and activations given to the KV cache
     # (TensorRT-LLM free_gpu_memory_fraction).
-    utilization_of: Literal["total", "free"] = "total"
+    # preload: the fraction of the memory free before the weights load holds weights + KV (SGLang)
+    utilization_of: Literal["total", "free", "preload"] = "total"
+    # SGLang computes its default fraction per GPU: (GPU MiB - reserved MiB) / GPU MiB, reserved = base +
+    # per_token x max(chunked prefill, 2048) + per_tp x TP / 8 + 2 x decode graph max_bs + 8 per prefill graph size,
+    # at least floor_mib above 60 GiB (memory_hook.handle_gpu_memory_settings); None: utilization_default.
+    reserve_mib: dict[str, float] | None = None
+    block_tokens: int = Field(16, ge=1)  # tokens per KV page; the pool is a whole number of pages
     activation: ActivationModel
     non_torch_gib_single: float  # CUDA context, NCCL, allocator outside the KV pool, TP=1
     non_torch_gib_multi: float  # the same at TP >= 2
@@ -534,9 +598,16 @@ class RuntimeSpeed(Row):
     then fitted to knowledge/perf_measurements.yaml; see each row's notes)."""
 
     runtime: str
-    compute_efficiency: float = Field(gt=0, le=1)  # of the dense tensor peak, large matmuls
+    compute_efficiency: float = Field(gt=0, le=1)  # of the GPU's best matmul rate, decode-step matmuls at scale
+    prefill_efficiency: float | None = Field(None, gt=0, le=1)  # the same for large prefill matmuls (None: as decode)
     memory_efficiency: float = Field(gt=0, le=1)  # of peak HBM/GDDR bandwidth, weight and KV streaming
     step_overhead_ms: float = Field(ge=0)  # fixed cost per decode step (scheduling, launches, sampling)
+    step_overhead_per_seq_ms: float = Field(0.0, ge=0)  # per sequence in the step (batch bookkeeping, sampling)
+    # a matmul of M rows (tokens; tokens per expert in MoE layers) runs at M / (M + half) of the large-matmul rate
+    matmul_half_tokens: float = Field(0.0, ge=0)
+    moe_layer_floor_us: float = Field(0.0, ge=0)  # the grouped-GEMM MoE block's minimum time per layer and step
+    allreduce_nvlink_efficiency: float = Field(0.7, gt=0, le=1)  # of the NVLink / Infinity Fabric bandwidth
+    allreduce_pcie_efficiency: float = Field(0.3, gt=0, le=1)  # of the PCIe link bandwidth (no P2P on most cards)
     prefill_overhead_ms: float = Field(ge=0)  # fixed cost per prefill
     dequant_overhead: float = Field(ge=0)  # extra matmul time for weight-only dequantization (0.1 = +10%)
     allreduce_latency_us: float = Field(ge=0)  # per all-reduce under tensor parallelism

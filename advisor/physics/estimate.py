@@ -15,7 +15,7 @@ from advisor.knowledge.schema import GPU, Knowledge, KVFormat, Runtime, WeightSc
 from advisor.physics import gguf, memory
 from advisor.physics.architecture import Architecture
 from advisor.physics.memory import GIB
-from advisor.physics.performance import Performance, estimate_speed
+from advisor.physics.performance import Performance, estimate_speed, with_bands
 
 DEFAULT_CONTEXT = 4096
 DEFAULT_RUNTIME = "vllm"
@@ -41,6 +41,10 @@ class EstimateRequest(BaseModel):
     output_tokens: int = Field(256, gt=0)
     activations: str | None = None  # default: what the weight scheme runs as on that GPU
     usd_per_gpu_hour: float | None = Field(None, gt=0)  # default: knowledge/gpu_prices.yaml
+    # server settings that change its memory accounting; None: the pinned runtime's default on that GPU
+    max_num_seqs: int | None = Field(None, gt=0, le=65536)  # vLLM --max-num-seqs (the sampler profile)
+    max_num_batched_tokens: int | None = Field(None, gt=0, le=1 << 20)  # vLLM's profile pass / SGLang's chunk
+    enforce_eager: bool = False  # no CUDA graphs (vLLM --enforce-eager)
 
 
 class ModuleRow(BaseModel):
@@ -56,6 +60,9 @@ class ModuleRow(BaseModel):
 class OverheadDetail(BaseModel):
     activations_bytes: int
     non_torch_bytes: int
+    cuda_graph_bytes: int = 0
+    max_num_batched_tokens: int | None = None  # the profile pass the runtime runs
+    max_num_seqs: int | None = None
     headroom_bytes: int  # what the runtime's utilization setting leaves unused (0 without a GPU)
     activation_class: str
     utilization: float
@@ -100,7 +107,11 @@ class Estimate(BaseModel):
     overhead: OverheadDetail  # per GPU
     total_bytes: int  # all GPUs: weights share + KV + overhead
 
-    capacity_bytes: int | None = None
+    capacity_bytes: int | None = None  # all GPUs, as the driver reports (nvidia-smi)
+    visible_bytes_per_gpu: int | None = None  # what the runtime sees as each GPU's total (CUDA mem_get_info)
+    weights_loaded_bytes_per_gpu: int | None = None  # after any repacking at load time
+    kv_budget_bytes: int | None = None  # per GPU: the KV pool the server allocates (vLLM "Available KV cache memory")
+    kv_pool_tokens: int | None = None  # tokens that pool holds ("GPU KV cache size: N tokens", SGLang "#tokens")
     fits: bool | None = None
     max_concurrency: int | None = None
     max_context: int | None = None
@@ -172,14 +183,28 @@ def estimate(request: EstimateRequest, knowledge: Knowledge | None = None) -> Es
     limit = arch.max_position or MAX_CONTEXT_CAP
     kv_seq_gpu = memory.kv_bytes_per_sequence(arch, kv, request.context, tp)
     kv_gpu = kv_seq_gpu * request.concurrency
-    overhead = memory.runtime_overhead(runtime.memory, arch, tp, request.context * request.concurrency)
-    util = request.utilization or runtime.memory.utilization_default
+    gpu_gib = gpu.memory_gib if gpu else 80.0
+    overhead = memory.runtime_overhead(runtime.memory, arch, tp, request.context * request.concurrency,
+                                       gpu_gib=gpu_gib, gpu_name=gpu.name if gpu else "",
+                                       max_num_seqs=request.max_num_seqs,
+                                       max_num_batched_tokens=request.max_num_batched_tokens,
+                                       enforce_eager=request.enforce_eager)
+    reserved = k.decision["driver-reserved-fraction"].value
+    util = request.utilization
+    if util is None:
+        util = (memory.default_utilization(runtime.memory, gpu.visible_bytes(reserved), tp,
+                                           request.max_num_batched_tokens) if gpu else
+                runtime.memory.utilization_default)
 
-    capacity = fits = max_conc = max_ctx = None
+    capacity = fits = max_conc = max_ctx = visible = loaded = budget = pool = None
     headroom_gpu = 0
     if gpu is not None:
-        budget = memory.kv_budget_per_gpu(runtime.memory, gpu.memory_bytes, weights_gpu, overhead.per_gpu, util)
-        headroom_gpu = max(0, gpu.memory_bytes - weights_gpu - overhead.per_gpu - max(budget, 0))
+        visible = gpu.visible_bytes(reserved)
+        loaded = weights_gpu + memory.repack_bytes_per_gpu(runtime.memory, modules, gpu.architecture, tp)
+        budget = memory.kv_budget_per_gpu(runtime.memory, visible, loaded, overhead.per_gpu, util,
+                                          overhead.non_torch_per_gpu)
+        pool = memory.kv_pool_tokens(arch, kv, budget, tp, runtime.memory.block_tokens)
+        headroom_gpu = max(0, gpu.memory_bytes - loaded - overhead.per_gpu - max(budget, 0))
         capacity = gpu.memory_bytes * tp
         fits = budget >= kv_gpu and budget >= 0
         max_conc = memory.max_concurrency(arch, kv, request.context, budget, tp)
@@ -224,13 +249,20 @@ def estimate(request: EstimateRequest, knowledge: Knowledge | None = None) -> Es
         overhead=OverheadDetail(
             activations_bytes=overhead.activation_per_gpu,
             non_torch_bytes=overhead.non_torch_per_gpu,
+            cuda_graph_bytes=overhead.cuda_graph_per_gpu,
+            max_num_batched_tokens=overhead.max_num_batched_tokens,
+            max_num_seqs=overhead.max_num_seqs,
             headroom_bytes=headroom_gpu,
             activation_class=overhead.activation_class,
             utilization=util,
             utilization_flag=runtime.memory.utilization_flag,
         ),
-        total_bytes=(weights_gpu + kv_gpu + overhead_gpu) * tp,
+        total_bytes=((loaded or weights_gpu) + kv_gpu + overhead_gpu) * tp,
         capacity_bytes=capacity,
+        visible_bytes_per_gpu=visible,
+        weights_loaded_bytes_per_gpu=loaded,
+        kv_budget_bytes=budget,
+        kv_pool_tokens=pool,
         fits=fits,
         max_concurrency=max_conc,
         max_context=max_ctx,
@@ -270,8 +302,8 @@ def _performance(k: Knowledge, request: EstimateRequest, arch, scheme: WeightSch
     price = request.usd_per_gpu_hour or gpu_price(k, gpu.id)
     quantized = any(st.quantized for g, st in layout.groups.items() if g in ("attention", "mlp", "experts"))
     weight_only = quantized and activations in ("bf16", "fp16")
-    return estimate_speed(arch, layout, kv, gpu, request.gpus, activations, weight_only, prompt, output,
-                          request.concurrency, speed, price)
+    return with_bands(estimate_speed(arch, layout, kv, gpu, request.gpus, activations, weight_only, prompt, output,
+                                     request.concurrency, speed, price), k.decision)
 
 
 def gpu_price(k: Knowledge, gpu_id: str) -> float | None:

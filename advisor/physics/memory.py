@@ -176,6 +176,20 @@ def weights_per_gpu(arch: Architecture, layout: Layout, tensor_parallel: int) ->
     return math.ceil(matrix / tensor_parallel) + vector
 
 
+def repack_bytes_per_gpu(memory: RuntimeMemory, modules: list[ModuleBytes], gpu_architecture: str | None,
+                         tensor_parallel: int) -> int:
+    """Extra bytes one GPU holds because the runtime's kernels re-lay-out some stored weights at load time
+    (knowledge/runtimes.yaml memory.repack: e.g. vLLM's MXFP4 experts on Hopper), 0 where nothing is repacked."""
+    extra = 0.0
+    for rule in memory.repack:
+        if gpu_architecture not in rule.architectures:
+            continue
+        for m in modules:
+            if m.group in rule.groups and m.format == rule.format:
+                extra += m.bytes * (rule.factor - 1)
+    return math.ceil(extra / max(1, tensor_parallel))
+
+
 # --------------------------------------------------------------------------- KV cache
 def check_tensor_parallel(arch: Architecture, tensor_parallel: int, field: str = "--gpus") -> None:
     """Attention heads must split evenly over the GPUs, as serving runtimes require."""
@@ -282,42 +296,142 @@ def activation_class_keys(arch: Architecture) -> list[str]:
 
 
 class Overhead(BaseModel):
+    """What one GPU keeps outside the weights and the KV pool, as the runtime accounts for it (bytes)."""
+
     model_config = ConfigDict(frozen=True)
-    activation_per_gpu: int
-    non_torch_per_gpu: int
-    activation_class: str
+    activation_per_gpu: int  # peak activations of the profiling pass (vLLM) or the compute buffer (llama.cpp)
+    non_torch_per_gpu: int  # CUDA context, NCCL buffers
+    activation_class: str  # how the activation figure was found, in words
+    cuda_graph_per_gpu: int = 0
+    max_num_batched_tokens: int | None = None  # the prefill pass the profile ran (vLLM, TGI, TensorRT-LLM)
+    max_num_seqs: int | None = None  # sequences the sampler profile ran
 
     @property
     def per_gpu(self) -> int:
-        return self.activation_per_gpu + self.non_torch_per_gpu
+        return self.activation_per_gpu + self.non_torch_per_gpu + self.cuda_graph_per_gpu
 
 
-def runtime_overhead(memory: RuntimeMemory, arch: Architecture, tensor_parallel: int, total_tokens: int) -> Overhead:
+def forward_bytes_per_token(arch: Architecture, tensor_parallel: int = 1, dtype_bytes: int = 2) -> float:
+    """Activation bytes one prefill token holds on one GPU at the feed-forward block's peak.
+
+    Dense: the gate + up output and the activated product (3 x intermediate / TP; 2 x for a one-projection MLP)
+    plus two hidden-size streams (residual and normed input). MoE: vLLM's fused-MoE caches hold, per token, top-k x
+    (2 x and 1 x the expert width / TP, plus the hidden size); shared experts add their own 3 x width / TP.
+    The larger of the dense and the MoE layers counts. Pure arithmetic from the config, in ``dtype_bytes``."""
+    tp = max(1, tensor_parallel)
+    width = 3 if arch.gated_mlp else 2
+    per = 0.0
+    if arch.intermediate_size:
+        per = width * arch.intermediate_size / tp
+    if arch.is_moe and arch.moe_intermediate_size:
+        moe = arch.experts_per_token * (3 * arch.moe_intermediate_size / tp + arch.hidden_size)
+        shared = arch.shared_expert_intermediate_size or (arch.moe_intermediate_size * arch.shared_experts)
+        moe += 3 * shared / tp
+        per = max(per, moe)
+    return dtype_bytes * (per + 2 * arch.hidden_size)
+
+
+def runtime_overhead(memory: RuntimeMemory, arch: Architecture, tensor_parallel: int, total_tokens: int, *,
+                     gpu_gib: float = 80.0, gpu_name: str = "", max_num_seqs: int | None = None,
+                     max_num_batched_tokens: int | None = None, enforce_eager: bool = False) -> Overhead:
+    """Activation, CUDA-graph and non-torch bytes one GPU keeps, as the runtime's own accounting finds them.
+
+    ``total_tokens`` is the tokens the KV cache holds (llama.cpp's buffers grow with it); ``gpu_gib`` and
+    ``gpu_name`` select the runtime's default batch limits (vLLM: 2,048 tokens / 256 sequences below 70 GiB and on
+    A100s, 8,192 / 1,024 above, 16,384 / 1,024 from 160 GiB); ``max_num_seqs`` / ``max_num_batched_tokens``
+    override them as the flags do. Sources: knowledge/runtimes.yaml memory.activation (per pinned version).
+    """
     act = memory.activation
+    tp = max(1, tensor_parallel)
+    non_torch = memory.non_torch_gib_single if tp == 1 else memory.non_torch_gib_multi
+    graph = 0.0
+    tokens = seqs = None
     if act.kind == "constant":
         keys = activation_class_keys(arch)
         key = next((k for k in keys if k in act.gib_by_class), None)
         if key is None:
             raise ValueError(f"runtime activation table has none of {keys}")
         activation = act.gib_by_class[key] * GIB
-    else:  # llama.cpp-style compute buffer growing with the context
-        heads = arch.num_heads
-        mib = heads * (act.mib_per_head + act.mib_per_head_per_1k_context * total_tokens / 1024)
+    elif act.kind == "per-head-context":  # a peer's llama.cpp compute-buffer fit
+        mib = arch.num_heads * (act.mib_per_head + act.mib_per_head_per_1k_context * total_tokens / 1024)
         activation, key = mib * 2**20, "per-head-context"
-    non_torch = memory.non_torch_gib_single if tensor_parallel == 1 else memory.non_torch_gib_multi
-    return Overhead(
-        activation_per_gpu=math.ceil(activation), non_torch_per_gpu=math.ceil(non_torch * GIB), activation_class=key
-    )
+    elif act.kind == "llama-compute":
+        ub = act.ubatch
+        peak = ub * arch.vocab_size * 4  # FP32 logits of a ubatch, every token an output in the reserve graph
+        if not act.flash_attention:  # the ubatch x context x heads FP32 score matrix; the allocator reuses buffers
+            peak = max(peak, ub * max(total_tokens, ub) * arch.num_heads * 4)
+        activation = act.forward_scale * (peak + ub * arch.hidden_size * 4 * 2)  # + FP32 hidden states in flight
+        key = f"compute buffer at -ub {ub}" + ("" if act.flash_attention else " without Flash Attention")
+    elif act.kind == "none":
+        activation, key = 0.0, "outside the runtime's memory fraction"
+    else:  # profile
+        tier = act.batch_default(gpu_gib, gpu_name, tp)
+        tokens = max_num_batched_tokens or (tier.max_num_batched_tokens if tier else 2048)
+        seqs = max_num_seqs or (tier.max_num_seqs if tier else 256)
+        forward = act.forward_scale * tokens * forward_bytes_per_token(arch, tp)
+        sampler = act.sampler_bytes_per_logit * seqs * arch.vocab_size
+        activation = max(forward, sampler)
+        graph = 0.0 if enforce_eager else (act.cuda_graph_gib + act.cuda_graph_gib_per_layer * arch.num_layers) * GIB
+        key = (f"profile pass: {tokens:,} tokens" if forward >= sampler else f"sampler profile: {seqs:,} sequences")
+    return Overhead(activation_per_gpu=math.ceil(activation), non_torch_per_gpu=math.ceil(non_torch * GIB),
+                    cuda_graph_per_gpu=math.ceil(graph), activation_class=key, max_num_batched_tokens=tokens,
+                    max_num_seqs=seqs)
+
+
+def default_utilization(memory: RuntimeMemory, gpu_bytes: int, tensor_parallel: int = 1,
+                        chunked_prefill: int | None = None) -> float:
+    """The runtime's default memory fraction on this GPU: ``utilization_default``, or SGLang's per-GPU formula
+    (knowledge/runtimes.yaml memory.reserve_mib; sglang memory_hook.handle_gpu_memory_settings)."""
+    r = memory.reserve_mib
+    if not r:
+        return memory.utilization_default
+    mib = gpu_bytes / 2**20
+    tier = memory.activation.batch_default(mib / 1024, "", tensor_parallel)
+    chunk = chunked_prefill or (tier.max_num_batched_tokens if tier else 2048)
+    max_bs = tier.max_num_seqs if tier else 8
+    if tier and tier.max_num_seqs_tp4 and tensor_parallel >= 4:
+        max_bs = tier.max_num_seqs_tp4
+    prefill_sizes = len(_sglang_prefill_graph_sizes(chunk))
+    reserved = (r["base"] + r["per_token"] * max(chunk, 2048) + r["per_tp"] * tensor_parallel / 8
+                + r["per_decode_bs"] * max_bs + r["per_prefill_size"] * prefill_sizes)
+    if mib > 60 * 1024:
+        reserved = max(reserved, r["floor_mib"])
+    return round((mib - reserved) / mib, 3)
+
+
+def _sglang_prefill_graph_sizes(max_bs: int) -> list[int]:
+    """SGLang's prefill CUDA-graph capture sizes up to ``max_bs`` (cuda_graph_hook.generate_prefill_...)."""
+    sizes = (list(range(4, 33, 4)) + list(range(48, 257, 16)) + list(range(288, 513, 32))
+             + list(range(576, 1025, 64)) + list(range(1280, 4097, 256)) + list(range(4608, max_bs + 1, 512)))
+    return [s for s in sizes if s <= max_bs]
 
 
 def kv_budget_per_gpu(
-    memory: RuntimeMemory, capacity: int, weights: int, overhead: int, utilization: float | None = None
+    memory: RuntimeMemory, capacity: int, weights: int, overhead: int, utilization: float | None = None,
+    non_torch: int = 0,
 ) -> int:
-    """Bytes one GPU can give the KV cache after weights and overhead, under the runtime's cap."""
+    """Bytes one GPU gives the KV cache after weights and overhead, under the runtime's cap.
+
+    ``capacity`` is what the runtime sees as the GPU's total; ``overhead`` is :attr:`Overhead.per_gpu`.
+    total (vLLM, TGI): utilization x capacity - weights - overhead; free (TensorRT-LLM): utilization x (capacity -
+    weights - overhead); preload (SGLang): utilization x (capacity - non_torch) - weights, ``non_torch`` being the
+    CUDA context already held when it measures."""
     util = memory.utilization_default if utilization is None else utilization
     if memory.utilization_of == "free":
         return math.floor(util * (capacity - weights - overhead))
+    if memory.utilization_of == "preload":
+        return math.floor(util * (capacity - non_torch)) - weights
     return math.floor(util * capacity) - weights - overhead
+
+
+def kv_pool_tokens(arch: Architecture, kv: KVFormat, budget: int, tensor_parallel: int, block_tokens: int) -> int:
+    """Tokens the KV pool holds, as the server logs them ("GPU KV cache size", SGLang "#tokens"): whole pages of
+    ``block_tokens`` of every attention layer's K and V on one GPU (sliding layers counted as full, as the pool
+    is sized). Recurrent state is not in this count."""
+    per_token = kv_bytes_per_token_layer(arch, kv, tensor_parallel) * arch.attention_layers
+    if budget <= 0 or per_token <= 0:
+        return 0
+    return int(budget // (per_token * block_tokens)) * block_tokens
 
 
 def max_concurrency(arch: Architecture, kv: KVFormat, context: int, budget: int, tensor_parallel: int) -> int:

@@ -50,6 +50,8 @@ class Performance(BaseModel):
     prefill: Phase
     decode: Phase
     assumptions: list[str]
+    # +/- percent bands from the held-out error by regime (decision.yaml speed-band-*); None where not attached
+    bands_pct: dict[str, float] | None = None
 
 
 def matmul_precision(gpu: GPU, activations: str) -> str:
@@ -82,6 +84,8 @@ class ModelCost:
         modules = {m.group: m for m in weight_breakdown(arch, layout)}
         # matmul FLOPs per token: 2 x the matrices a token passes through (embedding lookup excluded)
         self.matmul_params = sum(t.active_params for t in tensors if t.is_matrix and t.group != "embedding")
+        self.expert_params = sum(t.active_params for t in tensors if t.is_matrix and t.group == "experts")
+        self.moe_layers = len(arch.moe_layers) if arch.moe_layers else (arch.num_layers if arch.is_moe else 0)
         self.expert_bytes = modules["experts"].bytes if "experts" in modules else 0
         # the embedding is a lookup: one row per token, negligible next to the matrices
         self.dense_bytes = sum(m.bytes for g, m in modules.items() if g not in ("experts", "embedding"))
@@ -116,10 +120,20 @@ class ModelCost:
         return kv.bytes_per_vector(self.kv_dim) * self.kv_vectors
 
 
+PCIE_MAX_GBPS = 128.0  # gpus.yaml interconnect_gbps at or below this is a PCIe link (Gen5 x16 bidirectional)
+
+
+def link_kind(gpu: GPU) -> str:
+    """nvlink (NVLink / Infinity Fabric) or pcie, from the GPU's per-GPU link bandwidth (gpus.yaml)."""
+    return "pcie" if (gpu.interconnect_gbps or 32.0) <= PCIE_MAX_GBPS else "nvlink"
+
+
 def _allreduce_seconds(arch: Architecture, gpu: GPU, tp: int, tokens: float, speed: RuntimeSpeed) -> float:
+    """Two ring all-reduces of the BF16 hidden states per layer, over the link's measured effective bandwidth."""
     if tp <= 1:
         return 0.0
-    link = (gpu.interconnect_gbps or 32.0) * 1e9  # GB/s per GPU
+    eff = speed.allreduce_pcie_efficiency if link_kind(gpu) == "pcie" else speed.allreduce_nvlink_efficiency
+    link = (gpu.interconnect_gbps or 32.0) * 1e9 * eff  # GB/s per GPU
     message = tokens * arch.hidden_size * 2  # BF16 activations
     per_op = 2 * (tp - 1) / tp * message / link + speed.allreduce_latency_us * 1e-6
     return 2 * arch.num_layers * per_op  # one after attention, one after the MLP, per layer
@@ -129,6 +143,22 @@ def _phase(compute: float, memory: float, comm: float, overhead: float) -> Phase
     core = max(compute, memory)
     return construct(Phase, seconds=core + comm + overhead, compute_seconds=compute, memory_seconds=memory,
                      comm_seconds=comm, bound="compute" if compute >= memory else "memory")
+
+
+def _saturation(rows: float, half: float) -> float:
+    """Share of the large-matmul rate a matmul of `rows` rows reaches (rows / (rows + half))."""
+    return rows / (rows + half) if half > 0 else 1.0
+
+
+def _matmul_seconds(cost: ModelCost, tokens: float, flops_per_param: float, rate: float, half: float) -> float:
+    """Time of one pass's weight matmuls over `tokens` tokens: dense layers at `tokens` rows, MoE experts as grouped
+    GEMMs at tokens x top-k / experts rows each (per-expert work is not dense work)."""
+    dense = (cost.matmul_params - cost.expert_params) * flops_per_param * tokens
+    seconds = dense / (rate * _saturation(tokens, half))
+    if cost.expert_params:
+        per_expert = tokens * cost.top_k / cost.routed
+        seconds += cost.expert_params * flops_per_param * tokens / (rate * _saturation(per_expert, half))
+    return seconds
 
 
 def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, weight_only: bool,
@@ -143,35 +173,43 @@ def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, we
     precision = matmul_precision(gpu, activations)
     matmul = gpu.matmul_efficiency  # the best a matmul reaches on this GPU (knowledge/gpus.yaml)
     peak_one = _peak_flops(gpu, precision)
-    peak = peak_one * matmul * rt.compute_efficiency * tp
+    best = peak_one * matmul * tp
+    prefill_eff = rt.prefill_efficiency or rt.compute_efficiency
+    prefill_rate = best * prefill_eff
+    decode_rate = best * rt.compute_efficiency
+    half = rt.matmul_half_tokens
     bandwidth = gpu.memory_bandwidth_tbps * 1e12 * rt.memory_efficiency * tp
     dequant = 1 + rt.dequant_overhead if weight_only else 1.0  # quantized weights, 16-bit matmuls
     kv_per_token = cost.kv_bytes_per_token_layer(kv)
     layers = cost.arch.num_layers
-    flops_per_token = 2 * cost.matmul_params * dequant
+    per_param = 2 * dequant  # FLOPs per active parameter and token
+    moe_floor = cost.moe_layers * rt.moe_layer_floor_us * 1e-6
+
+    def prefill_pass(tokens: float, positions: float) -> Phase:
+        compute = (_matmul_seconds(cost, tokens, per_param, prefill_rate, half)
+                   + cost.attention_flops(positions / 2, tokens) / prefill_rate)
+        return _phase(compute, (cost.weight_bytes_touched(tokens) + kv_per_token * tokens * layers) / bandwidth,
+                      _allreduce_seconds(arch, gpu, tp, tokens, rt), rt.prefill_overhead_ms / 1000 + moe_floor)
 
     # prefill: one prompt of P tokens
     p = prompt_tokens
-    prefill = _phase((flops_per_token * p + cost.attention_flops(p / 2, p)) / peak,
-                     (cost.weight_bytes_touched(p) + kv_per_token * p * layers) / bandwidth,
-                     _allreduce_seconds(arch, gpu, tp, p, rt), rt.prefill_overhead_ms / 1000)
+    prefill = prefill_pass(p, p)
 
     # decode: one step for `concurrency` sequences at the average context over the generation
     b = concurrency
     context = prompt_tokens + output_tokens / 2
-    decode = _phase((flops_per_token * b + cost.attention_flops(context, b)) / peak,
+    decode = _phase(_matmul_seconds(cost, b, per_param, decode_rate, half)
+                    + cost.attention_flops(context, b) / decode_rate,
                     (cost.weight_bytes_touched(b) + kv_per_token * cost.kv_token_layers(context) * b) / bandwidth,
-                    _allreduce_seconds(arch, gpu, tp, b, rt), rt.step_overhead_ms / 1000)
+                    _allreduce_seconds(arch, gpu, tp, b, rt),
+                    (rt.step_overhead_ms + rt.step_overhead_per_seq_ms * b) / 1000 + moe_floor)
 
     # For throughput, prompts are prefilled together in passes of up to the runtime's prefill_chunk_tokens
     # (knowledge/speed.yaml), one weight read per pass, as vLLM's max_num_batched_tokens and TensorRT-LLM's
     # max_num_tokens do; TTFT above is one prompt alone.
     per_chunk = max(1, rt.prefill_chunk_tokens // p)
     together = min(per_chunk, b)
-    chunk_tokens = p * together
-    chunk = _phase((flops_per_token * chunk_tokens + cost.attention_flops(p / 2, chunk_tokens)) / peak,
-                   (cost.weight_bytes_touched(chunk_tokens) + kv_per_token * chunk_tokens * layers) / bandwidth,
-                   _allreduce_seconds(arch, gpu, tp, chunk_tokens, rt), rt.prefill_overhead_ms / 1000)
+    chunk = prefill_pass(p * together, p)
     cycle = b * chunk.seconds / together + output_tokens * decode.seconds
     throughput = b * output_tokens / cycle
     cost_per_million = None
@@ -182,15 +220,23 @@ def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, we
         typical = ", typical, not measured" if "matmul_efficiency" in gpu.unverified else ""
         assumptions = [
             f"matmuls at the {precision.upper()} peak of {peak_one / 1e12:,.0f} TFLOPS x "
-            f"{matmul:.0%} (best matmul on this GPU{typical}) x {rt.compute_efficiency:.0%} (runtime)"
+            f"{matmul:.0%} (best matmul on this GPU{typical}) x {prefill_eff:.0%} for prefill, "
+            f"{rt.compute_efficiency:.0%} for decode steps (runtime)"
+            + (f"; a matmul of M tokens runs at M / (M + {half:g}) of that" if half else "")
             + (f", +{rt.dequant_overhead:.0%} for weight dequantization" if dequant > 1 else ""),
             f"bandwidth {gpu.memory_bandwidth_tbps} TB/s x {rt.memory_efficiency:.0%} achievable",
-            f"decode reads the weights once per step and {b} sequence(s) of KV at {context:,.0f} tokens on average",
+            f"decode reads the weights once per step and {b} sequence(s) of KV at {context:,.0f} tokens on average; "
+            f"{rt.step_overhead_ms:g} ms per step" + (f" + {rt.step_overhead_per_seq_ms:g} ms per sequence"
+                                                      if rt.step_overhead_per_seq_ms else ""),
             "TTFT is one prompt's prefill with no queueing; under load, requests also wait for each other",
             f"throughput interleaves prompts (prefilled together, up to {rt.prefill_chunk_tokens:,} tokens a pass) "
             "with the batch's decode steps (continuous batching)",
-        ] + ([f"tensor parallel over {tp} GPUs: two all-reduces per layer over "
-              f"{gpu.interconnect_gbps or 32:g} GB/s"] if tp > 1 else [])
+        ] + ([f"MoE experts as grouped GEMMs: {cost.top_k} of {cost.routed} experts per token, "
+              f"at least {rt.moe_layer_floor_us:g} us per MoE layer and step"] if cost.routed else []) \
+          + ([f"tensor parallel over {tp} GPUs: two all-reduces per layer over {link_kind(gpu)} at "
+              f"{gpu.interconnect_gbps or 32:g} GB/s x "
+              f"{rt.allreduce_pcie_efficiency if link_kind(gpu) == 'pcie' else rt.allreduce_nvlink_efficiency:.0%}"
+              " effective"] if tp > 1 else [])
     return construct(
         Performance, ttft_ms=prefill.seconds * 1000,
         tpot_ms=decode.seconds * 1000,
@@ -205,6 +251,19 @@ def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, we
         decode=decode,
         assumptions=assumptions,
     )
+
+
+def with_bands(perf: Performance, decision: dict) -> Performance:
+    """`perf` with its +/- bands: prefill (TTFT), decode (time per token) and throughput (tokens/s in all, and the
+    cost that follows), from decision.yaml speed-band-*-pct (the held-out error of scripts/fit_speed.py)."""
+    bands = {name: decision[f"speed-band-{name}-pct"].value for name in ("prefill", "decode", "throughput")}
+    return perf.model_copy(update={"bands_pct": bands})
+
+
+def band_text(value: float, pct: float | None, unit: str, digits: int = 0) -> str:
+    """'31 ms +/- 30%' style text for a modelled figure."""
+    text = f"{value:,.{digits}f} {unit}".rstrip()
+    return f"{text} +/- {pct:g}%" if pct else text
 
 
 def estimate_speed(arch: Architecture, layout: Layout, kv: KVFormat, gpu: GPU, tp: int, activations: str,

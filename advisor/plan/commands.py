@@ -123,10 +123,12 @@ def runtime_commands(
     replicas: int = 1,
     concurrency: int | None = None,
     checkpoint: CheckpointUse | None = None,
+    utilization: float | None = None,
 ) -> RuntimeCommands:
     """The serve command for one deployment: `gpus` tensor-parallel GPUs per replica, `replicas` data-parallel
     copies, `concurrency` requests per replica (default: the endpoint's), `checkpoint` what the deployment loads
-    (advisor.decide.checkpoint; without it, the model itself or the recipe's output)."""
+    (advisor.decide.checkpoint; without it, the model itself or the recipe's output), `utilization` the memory
+    fraction the deployment's memory budget assumed (default: the runtime's)."""
     serve = runtime.serve
     concurrency = concurrency or shape.concurrency
     use = checkpoint
@@ -152,7 +154,7 @@ def runtime_commands(
         "total_context": shape.context * concurrency,
         "concurrency": concurrency,
         "replicas": replicas,
-        "utilization": f"{runtime.memory.utilization_default:g}",
+        "utilization": f"{utilization if utilization is not None else runtime.memory.utilization_default:g}",
         "kv_flag": kv.runtime_flags.get(runtime.id, ""),
         "prompt_tokens": shape.prompt_tokens,
         "tensor_parallel": "true" if gpus > 1 else "false",
