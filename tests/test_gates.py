@@ -74,3 +74,49 @@ def test_vllm_0_33_serves_no_gguf_and_says_why(cand):
     reasons = refusals(context("meta-llama/Llama-3.1-8B-Instruct"), cand, "bf16", "vllm")
     assert any("GGUF" in r and "llama.cpp" in r for r in reasons)
     assert "vllm" not in K.candidates[cand].runtimes
+
+
+# ---------------------------------------------------------------- tensor parallel x group size
+# The largest tensor-parallel size (of 1, 2, 4, 8) at which every row-parallel input of the model (attention
+# output = heads x head_dim, or heads x v_head_dim under MLA; the dense MLP's and the experts' down projection)
+# divides into whole groups of 128 on each GPU, worked out by hand from each config.json:
+#   Qwen2.5-7B: 28 heads x 128 = 28 groups (not over 8) and 18,944 = 148 groups (37 per GPU at TP 4).
+#   Qwen2.5-14B: 13,824 = 108 groups, 13.5 at TP 8.  Qwen2.5-72B: 29,568 = 231 groups, odd.
+#   phi-4: 17,920 = 140 groups, 17.5 at TP 8.  Qwen3-30B-A3B: experts' 768 = 6 groups, 1.5 at TP 4.
+#   Qwen3-235B-A22B: experts' 1,536 = 12 groups, 1.5 at TP 8.  gpt-oss: experts' 2,880 = 22.5 groups at TP 1.
+#   DeepSeek-V3: 128 x 128 = 16,384, dense 18,432 = 144 and experts' 2,048 = 16 groups: all split over 8.
+INT4_G128_MAX_TP = {
+    "meta-llama/Llama-3.1-8B-Instruct": 8, "meta-llama/Llama-3.1-70B-Instruct": 8,
+    "meta-llama/Llama-3.3-70B-Instruct": 8, "meta-llama/Llama-3.1-405B-Instruct": 8,
+    "meta-llama/Llama-3.2-1B-Instruct": 8, "meta-llama/Llama-3.2-3B-Instruct": 8,
+    "mistralai/Mistral-7B-Instruct-v0.3": 8, "Qwen/Qwen2.5-7B-Instruct": 4, "Qwen/Qwen2.5-14B-Instruct": 4,
+    "Qwen/Qwen2.5-32B-Instruct": 8, "Qwen/Qwen2.5-72B-Instruct": 1, "Qwen/Qwen3-8B": 8, "Qwen/Qwen3-32B": 8,
+    "google/gemma-2-9b-it": 8, "google/gemma-2-27b-it": 8, "google/gemma-3-27b-it": 8,
+    "microsoft/Phi-3-mini-4k-instruct": 8, "microsoft/phi-4": 4, "mistralai/Mixtral-8x7B-Instruct-v0.1": 8,
+    "mistralai/Mixtral-8x22B-Instruct-v0.1": 8, "Qwen/Qwen3-30B-A3B": 2, "Qwen/Qwen3-235B-A22B": 4,
+    "deepseek-ai/DeepSeek-V3": 8, "openai/gpt-oss-120b": 1, "openai/gpt-oss-20b": 1,
+}
+
+
+def test_the_group_size_table_covers_the_catalog():
+    assert set(INT4_G128_MAX_TP) == set(CATALOG)
+
+
+@pytest.mark.parametrize("model", CATALOG)
+def test_int4_g128_splits_only_where_every_row_parallel_input_does(model):
+    ctx = context(model)
+    cand = K.candidates["int4-gptq"]
+    assert ctx.weights(cand).layout.group_size == 128
+    for tp in (1, 2, 4, 8):
+        refused = gates.group_split_reason(ctx, cand, tp) is not None
+        assert refused is (tp > INT4_G128_MAX_TP[model]), (model, tp)
+
+
+def test_the_qwen2_5_72b_reason_names_its_numbers():
+    ctx = context("Qwen/Qwen2.5-72B-Instruct", gpus=4)
+    cand = K.candidates["int4-awq"]
+    assert gates.group_split_reason(ctx, cand, 1) is None
+    text = gates.group_split_reason(ctx, cand, 4).text
+    assert "29,568 inputs = 231 groups of 128" in text and "7,392 inputs = 57.75 groups" in text
+    per_channel = gates.group_split_reason(ctx, K.candidates["fp8-w8a8"], 4)  # channel scales: any split works
+    assert per_channel is None
