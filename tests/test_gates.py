@@ -120,3 +120,58 @@ def test_the_qwen2_5_72b_reason_names_its_numbers():
     assert "29,568 inputs = 231 groups of 128" in text and "7,392 inputs = 57.75 groups" in text
     per_channel = gates.group_split_reason(ctx, K.candidates["fp8-w8a8"], 4)  # channel scales: any split works
     assert per_channel is None
+
+
+# ---------------------------------------------------------------- attention: MLA, sinks, soft-capping
+# Per catalog model, from its config.json: MLA (kv_lora_rank: DeepSeek), per-head sink logits (gpt-oss's
+# self_attn.sinks), soft-capped attention logits (Gemma-2's attn_logit_softcapping 50; Gemma-3 has none).
+MLA_MODELS = {"deepseek-ai/DeepSeek-V3"}
+SINK_MODELS = {"openai/gpt-oss-120b", "openai/gpt-oss-20b"}
+SOFTCAP_MODELS = {"google/gemma-2-9b-it", "google/gemma-2-27b-it"}
+
+
+def _rules_refusing(ctx: EndpointContext, cand: str, kv: str, runtime: str) -> set[str]:
+    verdict = ctx.verdict(K.candidates[cand], K.kv_formats[kv], K.runtimes[runtime])
+    return {r.rule for r in verdict.reasons if r.rule}
+
+
+def test_the_attention_facts_come_from_the_configs():
+    for model in CATALOG:
+        arch = context(model).arch
+        assert (arch.mla is not None) is (model in MLA_MODELS), model
+        assert arch.attention_sinks is (model in SINK_MODELS), model
+        assert (arch.attn_logit_softcap is not None) is (model in SOFTCAP_MODELS), model
+    assert context("google/gemma-2-9b-it").arch.attn_logit_softcap == 50.0
+
+
+@pytest.mark.parametrize("model", CATALOG)
+def test_vllm_mla_backends_take_only_16_bit_or_fp8_latents(model):
+    ctx = context(model, "b200")
+    for kv in ("int8", "int4", "nvfp4"):
+        refused = "vllm-mla-kv-bf16-or-fp8" in _rules_refusing(ctx, "bf16", kv, "vllm")
+        assert refused is (model in MLA_MODELS), (model, kv)
+    assert "vllm-mla-kv-bf16-or-fp8" not in _rules_refusing(ctx, "bf16", "fp8", "vllm")
+    words = ctx.words(ctx.facts(K.candidates["bf16"], K.kv_formats["nvfp4"], K.runtimes["sglang"]))
+    assert ("--attention-backend trtllm_mla" in words.flags) is (model in MLA_MODELS)
+
+
+@pytest.mark.parametrize("model", CATALOG)
+def test_tgi_refuses_attention_sinks(model):
+    ctx = context(model)
+    assert ("tgi-no-attention-sinks" in _rules_refusing(ctx, "bf16", "fp16", "tgi")) is (model in SINK_MODELS)
+    for runtime, kv in (("vllm", "bf16"), ("sglang", "bf16"), ("tensorrt-llm", "bf16"), ("llama.cpp", "bf16")):
+        assert not any("sink" in r for r in _rules_refusing(ctx, "bf16", kv, runtime))
+
+
+@pytest.mark.parametrize("model", CATALOG)
+def test_tgi_soft_caps_only_with_flash_attention_v2(model):
+    turing, ampere = context(model, "t4"), context(model, "a100-80gb")
+    rule = "tgi-softcap-needs-flash-attention-v2"
+    assert (rule in _rules_refusing(turing, "fp16", "fp16", "tgi")) is (model in SOFTCAP_MODELS)
+    assert rule not in _rules_refusing(ampere, "fp16", "fp16", "tgi")
+    assert rule not in _rules_refusing(turing, "fp16", "fp16", "vllm")  # vLLM: TRITON_ATTN applies logits_soft_cap
+
+
+def test_deepseek_on_vllm_with_an_int8_cache_says_why():
+    reasons = refusals(context("deepseek-ai/DeepSeek-V3"), "native-fp8-block", "int8", "vllm")
+    assert any("TRITON_ATTN" in r and "MLA" in r for r in reasons)

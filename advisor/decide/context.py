@@ -127,6 +127,8 @@ class EndpointContext:
             "model.moe": self.arch.is_moe,
             "model.params_b": self.params_b,
             "model.mla": self.arch.mla is not None,
+            "model.attention_sinks": self.arch.attention_sinks,
+            "model.logit_softcap": self.arch.attn_logit_softcap is not None,
             "model.native_quantized": model.native.quantized,
             "model.post_training_quantized": model.native.quantized and model.native.method in POST_TRAINING_TOOLS,
             "model.base_model": bool(model.base_model),

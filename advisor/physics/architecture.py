@@ -225,7 +225,8 @@ class Architecture(BaseModel):
     o_bias: bool = False
     qk_norm: bool = False
     norms_per_layer: int = 2
-    attention_sinks: bool = False
+    attention_sinks: bool = False  # a learned sink logit per head joins every softmax (gpt-oss)
+    attn_logit_softcap: float | None = None  # attention logits pass through cap * tanh(x / cap) (Gemma-2: 50)
     num_experts: int = 0
     experts_per_token: int = 0
     moe_intermediate_size: int | None = None
@@ -439,6 +440,11 @@ def architecture_from_config(config: Mapping[str, Any], where: str = "config.jso
         fields["qk_norm"] = True
     if family in ("gemma2", "gemma3"):
         fields["norms_per_layer"] = 4
+    # Gemma2Config defaults attn_logit_softcapping to 50.0; Gemma3 dropped it (None) for QK-norm
+    # (transformers src/transformers/models/gemma2/configuration_gemma2.py, gemma3/configuration_gemma3.py)
+    softcap = cfg.get("attn_logit_softcapping", 50.0 if family == "gemma2" else None)
+    if isinstance(softcap, (int, float)) and not isinstance(softcap, bool) and softcap > 0:
+        fields["attn_logit_softcap"] = float(softcap)
 
     if expert_key:
         experts = _int(cfg, expert_key, where)
