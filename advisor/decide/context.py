@@ -57,7 +57,8 @@ class Weights:
         self.format = quantized[0].format if quantized else breakdown[0].format
         self.groups = tuple(m.group for m in breakdown)
         self._split = memory.matrix_vector_bytes(arch, self.layout)
-        self.cost = ModelCost(arch, self.layout)
+        # speed reads the text model: no decode step passes through a vision tower
+        self.cost = ModelCost(arch.model_copy(update={"vision": None}) if arch.vision else arch, self.layout)
         native = model.native
         self.exact = bool(native.checkpoint_bytes) and (
             cand.weights == "native" or (not native.quantized and cand.weights == native.scheme))
