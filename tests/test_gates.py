@@ -175,3 +175,102 @@ def test_tgi_soft_caps_only_with_flash_attention_v2(model):
 def test_deepseek_on_vllm_with_an_int8_cache_says_why():
     reasons = refusals(context("deepseek-ai/DeepSeek-V3"), "native-fp8-block", "int8", "vllm")
     assert any("TRITON_ATTN" in r and "MLA" in r for r in reasons)
+
+
+# ---------------------------------------------------------------- MoE routers and vision towers stay 16-bit
+# The router of each MoE catalog model as its transformers module is named, and a name the pattern must not hit.
+ROUTERS = {
+    "mistralai/Mixtral-8x7B-Instruct-v0.1": ("model.layers.3.block_sparse_moe.gate", "block_sparse_moe.experts.0.w1"),
+    "mistralai/Mixtral-8x22B-Instruct-v0.1": ("model.layers.3.block_sparse_moe.gate", "block_sparse_moe.experts.0.w3"),
+    "Qwen/Qwen3-30B-A3B": ("model.layers.3.mlp.gate", "model.layers.3.mlp.experts.0.gate_proj"),
+    "Qwen/Qwen3-235B-A22B": ("model.layers.3.mlp.gate", "model.layers.3.mlp.experts.0.gate_proj"),
+    "deepseek-ai/DeepSeek-V3": ("model.layers.3.mlp.gate", "model.layers.3.mlp.shared_experts.gate_proj"),
+    "openai/gpt-oss-120b": ("model.layers.3.mlp.router", "model.layers.3.self_attn.q_proj"),
+    "openai/gpt-oss-20b": ("model.layers.3.mlp.router", "model.layers.3.self_attn.q_proj"),
+}
+VISION = ("model.vision_tower.vision_model.encoder.layers.0.mlp.fc1", "model.multi_modal_projector")
+
+
+def _recipe_ignore(model: str, cand: str = "int4-gptq", runtime: str = "vllm") -> list[str]:
+    import ast
+
+    from advisor.plan.commands import quantization_for
+
+    ctx = context(model)
+    q = quantization_for(K, model, K.candidates[cand], K.kv_formats["bf16"], K.runtimes[runtime], ctx.shape,
+                         ctx.arch)
+    line = next(x for x in q.recipe.splitlines() if "ignore=" in x)
+    return ast.literal_eval(line.split("ignore=", 1)[1].split(")")[0])
+
+
+def _ignored(patterns: list[str], module: str) -> bool:
+    import re
+
+    return any(re.match(p[3:], module) if p.startswith("re:") else module.endswith(p) for p in patterns)
+
+
+def test_the_router_table_covers_every_moe_catalog_model():
+    assert set(ROUTERS) == {m for m in CATALOG if context(m).arch.is_moe}
+
+
+@pytest.mark.parametrize("model", CATALOG)
+@pytest.mark.parametrize("cand", ["int4-gptq", "int4-awq", "int8-w8a8", "fp8-w8a8", "nvfp4", "w4a8-int4-fp8"])
+def test_llm_compressor_recipes_keep_routers_and_vision_towers_16_bit(model, cand):
+    patterns = _recipe_ignore(model, cand)
+    assert "lm_head" in patterns
+    if model in ROUTERS:
+        router, quantized = ROUTERS[model]
+        assert _ignored(patterns, router) and not _ignored(patterns, quantized), (model, patterns)
+    else:
+        assert not _ignored(patterns, "model.layers.3.mlp.gate_proj")
+    assert all(_ignored(patterns, v) for v in VISION) is (model == "google/gemma-3-27b-it")
+
+
+# ---------------------------------------------------------------- vision tower
+def test_gemma_3_counts_its_siglip_tower_at_the_published_total():
+    """27,432,406,640 parameters with the vision tower (keras-hub gemma3 presets); the text model alone is
+    27,009,346,304: SigLIP (27 layers of 1152, 896 px in 14 px patches) and the projector are 423,060,336."""
+    from advisor.physics.architecture import tensor_inventory
+
+    tensors = tensor_inventory(context("google/gemma-3-27b-it").arch)
+    assert sum(t.params for t in tensors) == 27_432_406_640
+    assert sum(t.params for t in tensors if t.group == "vision") == 423_060_336
+    assert sum(t.active_params for t in tensors if t.group == "vision") == 0  # no text token goes through it
+
+
+def test_an_uploaded_multimodal_config_counts_the_same_tower():
+    """The Hub's config.json nests text_config and vision_config; the catalog flattens text_config."""
+    from advisor.physics.architecture import architecture_from_config, tensor_inventory
+
+    entry = dict(K.models["google/gemma-3-27b-it"].config)
+    vision = entry.pop("vision_config")
+    hub = {"model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"], "text_config": entry,
+           "vision_config": vision}
+    arch = architecture_from_config(hub)
+    assert arch.vision == context("google/gemma-3-27b-it").arch.vision
+    assert sum(t.params for t in tensor_inventory(arch)) == 27_432_406_640
+
+
+@pytest.mark.parametrize("cand", [c for c in K.candidates.values() if c.weights != "native"], ids=lambda c: c.id)
+def test_the_vision_tower_stays_16_bit_in_every_scheme(cand):
+    from advisor.physics import memory
+
+    ctx = context("google/gemma-3-27b-it")
+    layout = ctx.weights(cand).layout
+    row = next(m for m in memory.weight_breakdown(ctx.arch, layout) if m.group == "vision")
+    assert not row.quantized and row.format in ("bf16", "fp16", "fp32"), (cand.id, row)
+    if cand.tier < 16:  # BF16 matrices (a GGUF scheme keeps its vectors in F32: a little over 16 bits)
+        assert row.format == "bf16" and 16 <= row.bits_per_weight < 16.1, (cand.id, row)
+
+
+def test_the_vision_tower_adds_memory_but_not_decode_time():
+    from advisor.physics.architecture import tensor_inventory
+    from advisor.physics.performance import ModelCost
+
+    ctx = context("google/gemma-3-27b-it")
+    w = ctx.weights(K.candidates["bf16"])
+    text = ctx.arch.model_copy(update={"vision": None})
+    assert w.checkpoint_bytes == 2 * 27_432_406_640  # every tensor is BF16
+    assert w.cost.dense_bytes == ModelCost(text, w.layout).dense_bytes
+    assert w.cost.matmul_params == sum(t.active_params for t in tensor_inventory(text)
+                                       if t.is_matrix and t.group != "embedding")
