@@ -58,7 +58,8 @@ class Weights:
         self.groups = tuple(m.group for m in breakdown)
         self.breakdown = breakdown
         self._split = memory.matrix_vector_bytes(arch, self.layout)
-        self.cost = ModelCost(arch, self.layout)
+        # speed reads the text model: no decode step passes through a vision tower
+        self.cost = ModelCost(arch.model_copy(update={"vision": None}) if arch.vision else arch, self.layout)
         native = model.native
         self.exact = bool(native.checkpoint_bytes) and (
             cand.weights == "native" or (not native.quantized and cand.weights == native.scheme))
@@ -132,6 +133,8 @@ class EndpointContext:
             "model.moe": self.arch.is_moe,
             "model.params_b": self.params_b,
             "model.mla": self.arch.mla is not None,
+            "model.attention_sinks": self.arch.attention_sinks,
+            "model.logit_softcap": self.arch.attn_logit_softcap is not None,
             "model.native_quantized": model.native.quantized,
             "model.post_training_quantized": model.native.quantized and model.native.method in POST_TRAINING_TOOLS,
             "model.base_model": bool(model.base_model),

@@ -116,25 +116,36 @@ def layouts(arch: Architecture, gpus: int) -> list[Layout]:
     return out
 
 
+def row_parallel_inputs(arch: Architecture) -> list[tuple[str, int]]:
+    """(matrix, input width) of each row-parallel matrix tensor parallelism splits along its input: attention's
+    output projection (heads x head_dim, or heads x v_head_dim under MLA), the dense MLP's and the experts' down
+    projection."""
+    heads_out = arch.num_heads * (arch.mla.v_head_dim if arch.mla else arch.head_dim)
+    out = [("attention output", heads_out)]
+    if arch.intermediate_size and (not arch.is_moe or len(arch.moe_layers) < arch.num_layers):
+        out.append(("MLP down projection", arch.intermediate_size))
+    if arch.moe_intermediate_size:
+        out.append(("expert down projection", arch.moe_intermediate_size))
+    return out
+
+
 def group_split_reason(ctx: EndpointContext, cand: Candidate, tp: int) -> Reason | None:
-    """Group-quantized weights split over TP GPUs only in whole groups: each row-parallel matrix's input
-    (the MLP's and experts' down projection, attention's output projection) must divide into groups on
-    every GPU, as vLLM's and TensorRT-LLM's group kernels require."""
+    """Group-quantized weights split over `tp` GPUs only in whole groups: each row-parallel matrix's input
+    (:func:`row_parallel_inputs`) must divide into groups on every GPU, as vLLM's and TensorRT-LLM's group
+    kernels require. The reason names the width, its groups and the share per GPU, e.g. Qwen2.5-72B's
+    29,568-wide down projection is 231 groups of 128, which 2, 4 or 8 GPUs cannot share. A checkpoint served
+    as published is checked by its own runtime loader, not here (Qwen pads its AWQ/GPTQ checkpoints to 29,696)."""
     if tp == 1 or cand.weights == "native":
         return None
     size = ctx.weights(cand).layout.group_size
     if not size:
         return None
-    arch = ctx.arch
-    checks = [("attention output", arch.num_heads * arch.head_dim)]
-    if arch.intermediate_size and not arch.is_moe:
-        checks.append(("MLP down projection", arch.intermediate_size))
-    if arch.moe_intermediate_size:
-        checks.append(("expert down projection", arch.moe_intermediate_size))
-    for what, width in checks:
+    for what, width in row_parallel_inputs(ctx.arch):
         if width % tp or (width // tp) % size:
-            return Reason(kind="layout", text=f"{tp} GPUs cannot split the {what} ({width:,} inputs) into whole "
-                          f"groups of {size} (tensor parallel {tp} needs {width / tp:,.0f} inputs per GPU)",
+            groups = f"{width // size:,} groups of {size}" if width % size == 0 else f"{width / size:,.2f} groups of {size}"
+            return Reason(kind="layout", text=f"{tp} GPUs cannot split the {what} ({width:,} inputs = {groups}) "
+                          f"into whole groups: tensor parallel {tp} gives each GPU {width / tp:,.0f} inputs "
+                          f"= {width / tp / size:,.2f} groups",
                           source=["vllm-project/vllm vllm/model_executor/layers/quantization (input_size_per_partition "
                                   "% group_size == 0)", "shared/reference/runtimes.md section 1.4"])
     return None

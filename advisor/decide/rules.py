@@ -42,6 +42,8 @@ FACTS: dict[str, str] = {
     "model.moe": "mixture of experts",
     "model.params_b": "total parameters, billions",
     "model.mla": "multi-head latent attention",
+    "model.attention_sinks": "a learned sink logit per attention head (gpt-oss)",
+    "model.logit_softcap": "attention logits are soft-capped, cap x tanh(x / cap) (Gemma-2)",
     "model.native_quantized": "the model's own published checkpoint is already quantized (gpt-oss, DeepSeek-V3)",
     "model.post_training_quantized": "the checkpoint is a post-training quantization (AWQ, GPTQ, compressed-tensors, "
     "ModelOpt, bitsandbytes, a GGUF file) of a 16-bit model",

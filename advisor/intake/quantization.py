@@ -22,6 +22,7 @@ KNOWN_METHODS = ("awq", "gptq", "compressed-tensors", "fp8", "fbgemm_fp8", "mxfp
 
 # Module-name patterns -> the module group they belong to (to read `ignore` lists that name whole groups).
 _GROUP_PATTERNS: tuple[tuple[str, str], ...] = (
+    (r"vision|multi_modal_projector", "vision"),
     (r"lm_head", "lm_head"),
     (r"embed", "embedding"),
     (r"mlp\.gate(?![a-z_])|router|gate_inp|block_sparse_moe\.gate(?![a-z_])", "router"),

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Module groups a decoder's parameters fall into. Schemes say which groups they quantize.
-ModuleGroup = Literal["embedding", "attention", "mlp", "experts", "router", "norms", "lm_head"]
+ModuleGroup = Literal["embedding", "attention", "mlp", "experts", "router", "norms", "lm_head", "vision"]
 MODULE_GROUPS: tuple[str, ...] = ModuleGroup.__args__  # type: ignore[attr-defined]
 
 # Values the deployment plan uses for a precision (issue 3 "format" values).

@@ -126,6 +126,30 @@ class MLA(BaseModel):
         return self.kv_lora_rank + self.qk_rope_head_dim
 
 
+class Vision(BaseModel):
+    """A SigLIP vision tower and the Gemma-3 projector into the text model (a multimodal checkpoint's image side).
+
+    Fields are the config's ``vision_config`` (transformers SiglipVisionConfig defaults where absent: hidden 768,
+    intermediate 3072, 12 layers, 3 channels, image 224, patch 16). The projector is Gemma3MultiModalProjector:
+    one ``vision hidden x text hidden`` matrix and an RMSNorm over the vision width (transformers
+    models/gemma3/modeling_gemma3.py). Runtimes keep all of it 16-bit; quantized checkpoints and recipes leave it
+    out of their quantized modules.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_channels: int
+    image_size: int
+    patch_size: int
+    projector_dim: int  # the text model's hidden size
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+
 class Recurrent(BaseModel):
     """The mixer of a hybrid's non-attention layers, which keep a constant-size state per sequence, no KV cache.
 
@@ -225,7 +249,9 @@ class Architecture(BaseModel):
     o_bias: bool = False
     qk_norm: bool = False
     norms_per_layer: int = 2
-    attention_sinks: bool = False
+    attention_sinks: bool = False  # a learned sink logit per head joins every softmax (gpt-oss)
+    attn_logit_softcap: float | None = None  # attention logits pass through cap * tanh(x / cap) (Gemma-2: 50)
+    vision: Vision | None = None  # a multimodal checkpoint's vision tower and projector (counted, kept 16-bit)
     num_experts: int = 0
     experts_per_token: int = 0
     moe_intermediate_size: int | None = None
@@ -418,7 +444,10 @@ def architecture_from_config(config: Mapping[str, Any], where: str = "config.jso
         fields.update(hybrid)
     else:
         fields["layer_windows"] = _layer_windows(cfg, family, layers, where)
-    if cfg.get("_multimodal"):
+    vision = _vision(cfg, family, hidden, where)
+    if vision is not None:  # counted in its own 16-bit "vision" module group
+        fields["vision"] = vision
+    elif cfg.get("_multimodal"):
         notes.append("text model only: the vision encoder and projector are not counted")
     legacy = _legacy_fields(cfg, family, hidden, where)
     if "notes_extra" in legacy:
@@ -439,6 +468,11 @@ def architecture_from_config(config: Mapping[str, Any], where: str = "config.jso
         fields["qk_norm"] = True
     if family in ("gemma2", "gemma3"):
         fields["norms_per_layer"] = 4
+    # Gemma2Config defaults attn_logit_softcapping to 50.0; Gemma3 dropped it (None) for QK-norm
+    # (transformers src/transformers/models/gemma2/configuration_gemma2.py, gemma3/configuration_gemma3.py)
+    softcap = cfg.get("attn_logit_softcapping", 50.0 if family == "gemma2" else None)
+    if isinstance(softcap, (int, float)) and not isinstance(softcap, bool) and softcap > 0:
+        fields["attn_logit_softcap"] = float(softcap)
 
     if expert_key:
         experts = _int(cfg, expert_key, where)
@@ -489,6 +523,25 @@ def architecture_from_config(config: Mapping[str, Any], where: str = "config.jso
             notes.append("the multi-token-prediction (MTP) module is not counted")
     fields["notes"] = tuple(notes)
     return Architecture(**fields)
+
+
+SIGLIP_DEFAULTS = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_channels": 3,
+                   "image_size": 224, "patch_size": 16}
+
+
+def _vision(cfg: Mapping[str, Any], family: str, text_hidden: int, where: str) -> Vision | None:
+    """The SigLIP tower of a Gemma-3 multimodal config (``vision_config``), or None (text-only configs, and
+    vision towers of other kinds, which are noted as not counted)."""
+    vc = cfg.get("vision_config")
+    if family != "gemma3" or not isinstance(vc, Mapping) or vc.get("model_type", "siglip_vision_model") not in (
+            "siglip_vision_model", "siglip"):
+        return None
+    if vc.get("vision_use_head"):
+        raise AdvisorInputError(where, "vision_config.vision_use_head is set; a SigLIP pooling head is not counted")
+    values = {k: _int(vc, k, f"{where} vision_config", required=False) or d for k, d in SIGLIP_DEFAULTS.items()}
+    return Vision(hidden_size=values["hidden_size"], intermediate_size=values["intermediate_size"],
+                  num_layers=values["num_hidden_layers"], num_channels=values["num_channels"],
+                  image_size=values["image_size"], patch_size=values["patch_size"], projector_dim=text_hidden)
 
 
 def _model_type(cfg: Mapping[str, Any], where: str) -> str:
@@ -789,7 +842,26 @@ def tensor_inventory(arch: Architecture) -> tuple[Tensor, ...]:
         add("router", "router", e, h, moe_layers)
         if arch.router_bias:
             add("router", "router_bias", e, None, moe_layers)
+    if arch.vision is not None:
+        _vision_tensors(arch.vision, add)
     return tuple(out)
+
+
+def _vision_tensors(v: Vision, add) -> None:
+    """SiglipVisionModel (transformers models/siglip/modeling_siglip.py: patch Conv2d with bias, learned position
+    embedding, per layer q/k/v/out projections and fc1/fc2 with biases and two LayerNorms with biases, a post
+    LayerNorm) and Gemma3MultiModalProjector. No text token passes through them: no active copies."""
+    d, inter, n = v.hidden_size, v.intermediate_size, v.num_layers
+    add("vision", "patch_embedding", d, v.num_channels * v.patch_size ** 2, 1, 0)
+    add("vision", "position_embedding", v.num_patches, d, 1, 0)
+    add("vision", "attention.qkvo_proj", d, d, 4 * n, 0)
+    add("vision", "mlp.fc1", inter, d, n, 0)
+    add("vision", "mlp.fc2", d, inter, n, 0)
+    add("vision", "biases", 4 * d + inter + d, None, n, 0)  # per layer: q k v o, fc1, fc2
+    add("vision", "layer_norms", 4 * d, None, n, 0)  # two LayerNorms, weight and bias
+    add("vision", "patch_bias_post_layernorm", d + 2 * d, None, 1, 0)
+    add("vision", "multi_modal_projector", v.projector_dim, d, 1, 0)
+    add("vision", "mm_soft_emb_norm", d, None, 1, 0)
 
 
 def _recurrent_tensors(r: Recurrent, h: int, layers: int, add) -> None:

@@ -162,7 +162,8 @@ def _layout(arch: Architecture) -> tuple[str, list[_GT]]:
     def per(layers: Iterable[int], name: str, *ne: int, src: str = "F16") -> None:
         out.extend(_GT(f"blk.{i}.{name}", tuple(ne), i, src) for i in layers)
 
-    for t in tensor_inventory(arch):
+    text = [t for t in tensor_inventory(arch) if t.group != "vision"]  # the vision tower goes in a separate mmproj
+    for t in text:
         key, rows, cols = f"{t.group}/{t.name}", t.rows, t.cols or 0
         if key == "embedding/embed_tokens":
             glob("token_embd.weight", cols, rows)
@@ -240,7 +241,7 @@ def _layout(arch: Architecture) -> tuple[str, list[_GT]]:
             per(moe_layers, name, rows, src="F32")
         else:
             raise AdvisorInputError("model", f"no GGUF tensor name for {key} in a {arch.model_type} model")
-    expected = sum(t.params for t in tensor_inventory(arch))
+    expected = sum(t.params for t in text)
     laid_out = sum(_elements(t.ne) for t in out)
     if laid_out != expected:  # a tensor counted by architecture.py but not placed here, or the reverse
         raise AdvisorInputError("model", f"the GGUF layout of this {arch.model_type} model holds {laid_out} "

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from advisor.decide.result import CheckpointUse
 from advisor.intake.request import Shape
 from advisor.knowledge.schema import GPU, Candidate, Knowledge, KVFormat, Recipe, Runtime
+from advisor.physics.architecture import Architecture
 
 CALIBRATION_SAMPLES = 256  # inside seed 003's 128-512 range; llm-compressor's docs start at 128-256
 CALIBRATION_SEQ_LEN = 2048  # vLLM's INT4/INT8 examples
@@ -57,6 +58,38 @@ def checkpoint_for(model_id: str, cand: Candidate, runtime: Runtime) -> str:
     return f"./{_short(model_id)}-{cand.id}"
 
 
+# The MoE router of each family as llm-compressor's regex ignore entries name it: the router is a small Linear the
+# top-k choice hangs on, so it stays 16-bit (llm-compressor examples/quantizing_moe: mixtral_example.py
+# "re:.*block_sparse_moe.gate", qwen_example.py "re:.*mlp.gate$" and "re:.*mlp.shared_expert_gate$",
+# deepseek_r1_example.py "re:.*mlp.gate$"). gpt-oss's router is GptOssTopKRouter (mlp.router, a bare Parameter,
+# not a Linear), named anyway so the list says what stays 16-bit.
+ROUTER_IGNORE: dict[str, tuple[str, ...]] = {
+    "mixtral": ("re:.*block_sparse_moe.gate$",),
+    "qwen3_moe": ("re:.*mlp.gate$",),
+    "qwen3_next": ("re:.*mlp.gate$", "re:.*mlp.shared_expert_gate$"),
+    "deepseek_v2": ("re:.*mlp.gate$",),
+    "deepseek_v3": ("re:.*mlp.gate$",),
+    "gpt_oss": ("re:.*mlp.router$",),
+    "jamba": ("re:.*feed_forward.router$",),
+}
+# A multimodal checkpoint's vision tower and projector stay 16-bit (transformers Gemma3Model: vision_tower,
+# multi_modal_projector; llm-compressor's multimodal examples ignore both).
+VISION_IGNORE = ("re:.*vision_tower.*", "re:.*multi_modal_projector.*")
+
+
+def ignore_list(arch: Architecture | None) -> list[str]:
+    """llm-compressor `ignore` entries for a model: lm_head always, the MoE router of its family, and the vision
+    tower and projector of a multimodal checkpoint. Without an architecture, just lm_head."""
+    out = ["lm_head"]
+    if arch is None:
+        return out
+    if arch.is_moe:
+        out += ROUTER_IGNORE.get(arch.family, ("re:.*gate$",))
+    if arch.vision is not None:
+        out += VISION_IGNORE
+    return out
+
+
 def _recipe(k: Knowledge, cand: Candidate, runtime: Runtime) -> Recipe | None:
     for recipe in k.recipes.values():
         if cand.method in recipe.methods and runtime.id in recipe.runtimes:
@@ -65,8 +98,11 @@ def _recipe(k: Knowledge, cand: Candidate, runtime: Runtime) -> Recipe | None:
 
 
 def quantization_for(
-    k: Knowledge, model_id: str, cand: Candidate, kv: KVFormat, runtime: Runtime, shape: Shape
+    k: Knowledge, model_id: str, cand: Candidate, kv: KVFormat, runtime: Runtime, shape: Shape,
+    arch: Architecture | None = None,
 ) -> Quantization:
+    """How the candidate's checkpoint is made: the recipe with its placeholders filled, `{ignore}` from
+    :func:`ignore_list` (the model's router and vision tower stay 16-bit)."""
     support = cand.runtimes.get(runtime.id)
     if cand.tier >= 16:
         return Quantization(needed=False, note="Unquantized: serve the published checkpoint.")
@@ -92,6 +128,7 @@ def quantization_for(
         "kv_qformat": {"fp8": "fp8", "nvfp4": "nvfp4"}.get(kv.id, "none"),
         "gguf_type": support.quantization_flag if support else "",
         "bits": f"{k.schemes[cand.weights].element_bits:.1f}" if cand.weights in k.schemes else "",
+        "ignore": "[" + ", ".join(f'"{x}"' for x in ignore_list(arch)) + "]",
     }
     note = (
         f"{runtime.name} quantizes at load time (--quantization {support.quantization_flag}); the recipe below "
@@ -124,18 +161,20 @@ def runtime_commands(
     concurrency: int | None = None,
     checkpoint: CheckpointUse | None = None,
     utilization: float | None = None,
+    arch: Architecture | None = None,
 ) -> RuntimeCommands:
     """The serve command for one deployment: `gpus` tensor-parallel GPUs per replica, `replicas` data-parallel
     copies, `concurrency` requests per replica (default: the endpoint's), `checkpoint` what the deployment loads
     (advisor.decide.checkpoint; without it, the model itself or the recipe's output), `utilization` the memory
-    fraction the deployment's memory budget assumed (default: the runtime's)."""
+    fraction the deployment's memory budget assumed (default: the runtime's), `arch` the model's architecture (for
+    the recipe's ignore list)."""
     serve = runtime.serve
     concurrency = concurrency or shape.concurrency
     use = checkpoint
     if use is not None and use.kind in ("as-published", "unquantized", "base-model", "published"):
         quant = Quantization(needed=False, note=f"Serve {use.load}: {use.note}.", source=use.source)
     else:
-        quant = quantization_for(k, model_id, cand, kv, runtime, shape)
+        quant = quantization_for(k, model_id, cand, kv, runtime, shape, arch)
     if serve is None:
         return RuntimeCommands(
             name=runtime.name,

@@ -353,7 +353,7 @@ def _endpoint(k: Knowledge, result: RecommendResult, er: EndpointResult) -> dict
         if result.model.native.quantized else result.model.id
     commands = runtime_commands(k, base, cand, kv, runtime, result.gpu, pick.layout.tensor_parallel,
                                 shape, pick.flags, replicas=pick.layout.replicas, concurrency=pick.concurrency,
-                                checkpoint=use, utilization=pick.memory.utilization)
+                                checkpoint=use, utilization=pick.memory.utilization, arch=result.model.architecture)
     out["runtime"] = {**commands.model_dump(), "id": runtime.id, "chosen_by": er.runtime_chosen_by}
     if er.offload:
         out["partial_offload"] = _offload(k, result, er)
