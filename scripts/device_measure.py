@@ -917,7 +917,7 @@ class Run:
                          skipped=f"time budget ({self.budget.left():.0f} s left)", **common)
             else:
                 try:
-                    tpot_g, times_g, static_tokens, static_first = self._static_decode(
+                    tpot_g, times_g, static_tokens, static_first, cache_len = self._static_decode(
                         model, StaticCache, ids, prompt, new, graph=graph)
                     same = _common_prefix(eager_tokens.tolist(), static_tokens.tolist())
                     self.row(rid, "model_decode", "bf16", shape, tpot_g, "ms",
@@ -927,14 +927,17 @@ class Run:
                              cache="StaticCache",
                              timing="CUDA graph replay, CUDA events per step" if graph else
                              "eager static-cache steps (no CUDA graph without CUDA)",
+                             check={"cache_length_after": cache_len, "expected": prompt + new,
+                                    "pass": cache_len == prompt + new},
                              same_first_token_as_eager=bool(torch.equal(first_token, static_first)),
                              tokens_matching_eager=same, tokens_compared=new,
                              note=("median time per output token, one decode step captured in a CUDA graph and "
                                    "replayed (no Python overhead)" if graph else
                                    "median time per output token of the static-cache step run eagerly (smoke run "
                                    "without CUDA: checks the code, not a speed)") +
-                             "; tokens_matching_eager: leading generated tokens identical to the eager decode's "
-                             "(random weights make near-ties, so an early split is not by itself an error); " +
+                             "; check: every step advanced the static cache by one token, from the prompt; "
+                             "tokens_matching_eager: leading generated tokens identical to the eager decode's "
+                             "(with random weights a weak check either way); " +
                              decode_note, **common)
                     self.log(f"  TPOT {'graph' if graph else 'static eager'} {tpot_g:.3f} ms, "
                              f"{same}/{new} tokens as eager")
@@ -945,8 +948,9 @@ class Run:
         # the model is freed when this returns (Run.step empties the CUDA cache after every step)
 
     def _static_decode(self, model: Any, static_cache_cls: Any, ids: Any, prompt: int, new: int, graph: bool
-                       ) -> tuple[float, list[float], Any, Any]:
-        """(median ms per step, ms per step, the `new` tokens, the first token) of a static-cache decode.
+                       ) -> tuple[float, list[float], Any, Any, int]:
+        """(median ms per step, ms per step, the `new` tokens, the first token, the cache length after the
+        decode) of a static-cache decode: the length must be prompt + new if every step advanced the cache once.
 
         The prompt is prefilled into a StaticCache; the decode step reads its input token from one tensor and
         writes its argmax back into it, and takes its position from the cache's device-side length, which every
@@ -1000,7 +1004,7 @@ class Run:
                 step()
                 times.append((time.perf_counter() - t1) * 1e3)
                 tokens[i] = tok[0, 0]
-            return median(times), times, tokens, first
+            return median(times), times, tokens, first, int(cache.layers[0].cumulative_length)
 
         torch.cuda.synchronize()
         events = [torch.cuda.Event(enable_timing=True) for _ in range(new + 1)]
@@ -1011,7 +1015,7 @@ class Run:
             tokens[i] = tok[0, 0]  # a device copy after the event: counted in the next step
         events[-1].synchronize()
         times = [events[i].elapsed_time(events[i + 1]) for i in range(new)]
-        return median(times), times, tokens, first
+        return median(times), times, tokens, first, int(cache.layers[0].cumulative_length)
 
     def models_step(self) -> None:
         for model in self.args.models:
@@ -1226,6 +1230,9 @@ def main(argv: list[str] | None = None) -> int:
     run.write()
     print(summary_table(run.rows), flush=True)
     problems = check_rows(run.rows)
+    failed_checks = [r["id"] for r in run.rows if isinstance(r.get("check"), dict) and not r["check"].get("pass")]
+    if failed_checks:
+        print(f"correctness check FAILED in {len(failed_checks)} row(s): {', '.join(failed_checks)}", flush=True)
     measured = sum(1 for r in run.rows if not (r.get("error") or r.get("skipped")))
     print(f"{measured} of {len(run.rows)} rows measured in {run.budget.elapsed():.0f} s; "
           f"{len(problems)} check problem(s){': ' + '; '.join(problems[:5]) if problems else ''}; "
