@@ -475,7 +475,7 @@ def render_table(r: Estimate) -> str:
     if r.performance is not None:
         p = r.performance
         lines += ["", f"Speed ({r.runtime} {r.runtime_version}, matmuls at {p.matmul_precision.upper()}):"]
-        b = p.bands_pct or {}
+        b = getattr(p, "bands_pct", None) or {}
         lines.append(f"  time to first token  {band_text(p.ttft_ms, b.get('prefill'), 'ms')}   "
                      f"({p.bound['prefill']}-bound prefill)")
         lines.append(

@@ -102,10 +102,18 @@ def _metrics(endpoint: dict) -> None:
     cols[0].metric("Expected accuracy", f"{q['expected_recovery_pct']:.2f}%",
                    help=f"vs BF16 for this workload's tasks; worst case {q['worst_recovery_pct']:.2f}% "
                    "(knowledge/quality.yaml)")
-    cols[1].metric("Time per token", f"{perf.get('tpot_ms', 0):,.1f} ms", help="modelled, at this concurrency")
-    cols[2].metric("First token", f"{perf.get('ttft_ms', 0):,.0f} ms", help="one prompt's prefill, no queueing")
-    cols[3].metric("Tokens/s", f"{perf.get('throughput_tokens_per_s', 0):,.0f}", help="output tokens per second, all "
-                   "requests and replicas")
+    band = perf.get("bands_pct") or {}
+    held = " The band is the 80th percentile of the model's error on held-out published measurements."
+
+    def pm(name: str) -> str:
+        return f" ±{band[name]:g}%" if band.get(name) else ""
+
+    cols[1].metric("Time per token", f"{perf.get('tpot_ms', 0):,.1f} ms{pm('decode')}",
+                   help="modelled, at this concurrency." + (held if band else ""))
+    cols[2].metric("First token", f"{perf.get('ttft_ms', 0):,.0f} ms{pm('prefill')}",
+                   help="one prompt's prefill, no queueing." + (held if band else ""))
+    cols[3].metric("Tokens/s", f"{perf.get('throughput_tokens_per_s', 0):,.0f}{pm('throughput')}",
+                   help="output tokens per second, all requests and replicas." + (held if band else ""))
     cost = perf.get("cost_per_million_tokens")
     cols[4].metric("Cost / M tokens", "-" if cost is None else f"${cost:,.2f}",
                    help=f"at ${perf.get('usd_per_gpu_hour') or 0:g} per GPU-hour" if cost is not None

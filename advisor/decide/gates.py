@@ -5,7 +5,6 @@ model can be split into, what fits in memory, and the rules that reject. Also ho
 from __future__ import annotations
 
 import math
-
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 

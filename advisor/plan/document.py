@@ -84,6 +84,8 @@ def performance_section(perf, measured: bool | None = None) -> dict[str, Any] | 
         "usd_per_gpu_hour": perf.usd_per_gpu_hour,
         "assumptions": list(perf.assumptions),
     }
+    if getattr(perf, "bands_pct", None):  # +/- % by regime: the speed model's held-out error (README)
+        out["bands_pct"] = dict(perf.bands_pct)
     if measured is not None:
         out["speed_backed_by_measurements"] = measured
     return out
