@@ -29,8 +29,12 @@ GRIDS = {
     "prefill_efficiency": [round(0.3 + 0.05 * i, 2) for i in range(15)],
     "compute_efficiency": [round(0.2 + 0.05 * i, 2) for i in range(17)],
     "memory_efficiency": [round(0.4 + 0.025 * i, 3) for i in range(23)],
+    "memory_efficiency_hbm": [None] + [round(0.4 + 0.025 * i, 3) for i in range(23)],
     "step_overhead_ms": [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0],
     "step_overhead_per_seq_ms": [0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1],
+    "step_overhead_per_layer_us": [0.0, 5.0, 10.0, 20.0, 30.0, 40.0, 60.0, 80.0],
+    "max_matmul_tflops": [None, 60.0, 80.0, 100.0, 120.0, 140.0, 170.0, 200.0, 250.0, 300.0, 400.0],
+    "max_matmul_tflops_per_sm": [None, 0.6, 0.8, 0.9, 1.0, 1.1, 1.2, 1.4, 1.7, 2.0, 3.0],
 }
 SHARED = {
     "matmul_half_tokens": [0.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
@@ -115,14 +119,14 @@ def main() -> None:
     rows = [p for p in (prepare(r, k) for r in k.perf_measurements.values()) if p is not None]
     train = [p for p in rows if not held_out(p.row.id)]
     test = [p for p in rows if held_out(p.row.id)]
-    start = {r: {n: getattr(base[r], n) if getattr(base[r], n) is not None else base[r].compute_efficiency
-                  for n in GRIDS} for r in FITTED}
+    start = {r: {n: getattr(base[r], n) if getattr(base[r], n) is not None or n in ("max_matmul_tflops", "max_matmul_tflops_per_sm", "memory_efficiency_hbm")
+                  else base[r].compute_efficiency for n in GRIDS} for r in FITTED}
     start["shared"] = {n: getattr(base["vllm"], n) for n in SHARED}
     params, best = fit(train, base, start, args.passes)
     speeds = speeds_for(base, params)
     print(f"rows: {len(rows)} ({len(train)} fitted, {len(test)} held out)")
     for group, values in params.items():
-        print(f"{group}: " + ", ".join(f"{n} {v:g}" for n, v in values.items()))
+        print(f"{group}: " + ", ".join(f"{n} {v}" for n, v in values.items()))
     report("fitted rows", train, speeds)
     by = report("held-out rows", test, speeds)
     for name, v in sorted(by.items()):

@@ -39,7 +39,8 @@ def finish(ctx: EndpointContext, dep: Deployment) -> Deployment:
     if not dep.performance.assumptions:
         cand, kv, runtime = ctx.k.candidates[dep.candidate], ctx.k.kv_formats[dep.kv], ctx.k.runtimes[dep.runtime]
         perf = ctx.speed(cand, kv, runtime, dep.layout.tensor_parallel, dep.concurrency, explain=True)
-        dep.performance = dep.performance.model_copy(update={"assumptions": perf.assumptions})
+        dep.performance = dep.performance.model_copy(update={"assumptions": perf.assumptions,
+                                                             "bands_pct": perf.bands_pct})
     if not dep.fired:
         words = ctx.words(dep.facts)
         dep.fired, dep.notes, dep.flags = list(words.fired), list(words.notes), list(words.flags)

@@ -63,7 +63,9 @@ def decode_ms(ctx: EndpointContext, cand, kv, gpu_layers: int, concurrency: int 
     if split is None or split.cpu_read <= 0:
         return perf.tpot_ms
     host_bw = (ctx.request.host_memory_bandwidth_gbps or ctx.k.decision["host-decode-bandwidth-gbps"].value) * 1e9
-    gpu_bw = ctx.gpu.memory_bandwidth_tbps * 1e12 * ctx.k.speed["llama.cpp"].memory_efficiency
+    rt = ctx.k.speed["llama.cpp"]
+    eff = rt.memory_efficiency_hbm if ctx.gpu.hbm and rt.memory_efficiency_hbm else rt.memory_efficiency
+    gpu_bw = ctx.gpu.memory_bandwidth_tbps * 1e12 * eff
     return perf.tpot_ms + (split.cpu_read / host_bw - split.cpu_read / gpu_bw) * 1000
 
 

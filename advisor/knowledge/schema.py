@@ -181,6 +181,7 @@ class GPU(Row):
     # decision.yaml driver-reserved-fraction.
     visible_gib: float | None = Field(None, gt=0)
     memory_label: str  # as the vendor publishes it, e.g. "80 GB HBM3"
+    sm_count: int | None = Field(None, gt=0)  # streaming multiprocessors / compute units
     memory_bandwidth_tbps: float = Field(gt=0)  # TB/s, decimal, as published
     dense_tflops: DenseThroughput
     native_formats: tuple[str, ...]  # numeric format ids the tensor cores run natively
@@ -189,6 +190,11 @@ class GPU(Row):
     matmul_efficiency: float = Field(gt=0, le=1)  # best BF16 matmul / peak (MAMF); in `unverified` if typical
     unverified: tuple[str, ...] = ()  # field names whose figures are not from a primary source
     notes: str = ""
+
+    @property
+    def hbm(self) -> bool:
+        """High-bandwidth memory (data-centre parts) rather than GDDR, from the memory label."""
+        return "HBM" in self.memory_label.upper()
 
     @property
     def supports_bf16(self) -> bool:
@@ -600,14 +606,24 @@ class RuntimeSpeed(Row):
     runtime: str
     compute_efficiency: float = Field(gt=0, le=1)  # of the GPU's best matmul rate, decode-step matmuls at scale
     prefill_efficiency: float | None = Field(None, gt=0, le=1)  # the same for large prefill matmuls (None: as decode)
-    memory_efficiency: float = Field(gt=0, le=1)  # of peak HBM/GDDR bandwidth, weight and KV streaming
+    memory_efficiency: float = Field(gt=0, le=1)  # of peak GDDR bandwidth (and HBM unless set below), streaming
+    # of peak HBM bandwidth: one decode step's small kernels keep fewer bytes in flight than HBM's many channels need
+    memory_efficiency_hbm: float | None = Field(None, gt=0, le=1)
     step_overhead_ms: float = Field(ge=0)  # fixed cost per decode step (scheduling, launches, sampling)
     step_overhead_per_seq_ms: float = Field(0.0, ge=0)  # per sequence in the step (batch bookkeeping, sampling)
+    step_overhead_per_layer_us: float = Field(0.0, ge=0)  # per layer and step (kernel launches and their tails)
     # a matmul of M rows (tokens; tokens per expert in MoE layers) runs at M / (M + half) of the large-matmul rate
     matmul_half_tokens: float = Field(0.0, ge=0)
     moe_layer_floor_us: float = Field(0.0, ge=0)  # the grouped-GEMM MoE block's minimum time per layer and step
     allreduce_nvlink_efficiency: float = Field(0.7, gt=0, le=1)  # of the NVLink / Infinity Fabric bandwidth
     allreduce_pcie_efficiency: float = Field(0.3, gt=0, le=1)  # of the PCIe link bandwidth (no P2P on most cards)
+    # the most one GPU's matmuls reach with this runtime's kernels, TFLOPS, whatever the GPU's peak (llama.cpp's
+    # quantized matmuls use mma.sync tiles that do not reach Hopper's or the data-centre parts' tensor peaks)
+    max_matmul_tflops: float | None = Field(None, gt=0)
+    # the tensor-core precision weight-only quantized matmuls run in: llama.cpp's MMQ kernels quantize activations
+    # to 8-bit blocks and multiply in INT8 (None: the 16-bit peak, with dequantization)
+    quantized_matmul_precision: Literal["int8"] | None = None
+    max_matmul_tflops_per_sm: float | None = Field(None, gt=0)  # the same cap per SM, where the GPU's count is known
     prefill_overhead_ms: float = Field(ge=0)  # fixed cost per prefill
     dequant_overhead: float = Field(ge=0)  # extra matmul time for weight-only dequantization (0.1 = +10%)
     allreduce_latency_us: float = Field(ge=0)  # per all-reduce under tensor parallelism

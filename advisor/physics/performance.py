@@ -171,14 +171,22 @@ def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, we
     """
     arch = cost.arch
     precision = matmul_precision(gpu, activations)
+    if weight_only and rt.quantized_matmul_precision and getattr(gpu.dense_tflops, rt.quantized_matmul_precision):
+        precision, weight_only = rt.quantized_matmul_precision, False  # e.g. llama.cpp MMQ: INT8, no dequant pass
     matmul = gpu.matmul_efficiency  # the best a matmul reaches on this GPU (knowledge/gpus.yaml)
     peak_one = _peak_flops(gpu, precision)
     best = peak_one * matmul * tp
     prefill_eff = rt.prefill_efficiency or rt.compute_efficiency
-    prefill_rate = best * prefill_eff
-    decode_rate = best * rt.compute_efficiency
+    cap = float("inf")  # what the runtime's own kernels reach, per GPU
+    if rt.max_matmul_tflops_per_sm and gpu.sm_count:
+        cap = rt.max_matmul_tflops_per_sm * gpu.sm_count * 1e12 * tp
+    elif rt.max_matmul_tflops:
+        cap = rt.max_matmul_tflops * 1e12 * tp
+    prefill_rate = min(best * prefill_eff, cap)
+    decode_rate = min(best * rt.compute_efficiency, cap)
     half = rt.matmul_half_tokens
-    bandwidth = gpu.memory_bandwidth_tbps * 1e12 * rt.memory_efficiency * tp
+    mem_eff = rt.memory_efficiency_hbm if gpu.hbm and rt.memory_efficiency_hbm else rt.memory_efficiency
+    bandwidth = gpu.memory_bandwidth_tbps * 1e12 * mem_eff * tp
     dequant = 1 + rt.dequant_overhead if weight_only else 1.0  # quantized weights, 16-bit matmuls
     kv_per_token = cost.kv_bytes_per_token_layer(kv)
     layers = cost.arch.num_layers
@@ -202,7 +210,8 @@ def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, we
                     + cost.attention_flops(context, b) / decode_rate,
                     (cost.weight_bytes_touched(b) + kv_per_token * cost.kv_token_layers(context) * b) / bandwidth,
                     _allreduce_seconds(arch, gpu, tp, b, rt),
-                    (rt.step_overhead_ms + rt.step_overhead_per_seq_ms * b) / 1000 + moe_floor)
+                    (rt.step_overhead_ms + rt.step_overhead_per_seq_ms * b) / 1000 + moe_floor
+                    + rt.step_overhead_per_layer_us * layers * 1e-6)
 
     # For throughput, prompts are prefilled together in passes of up to the runtime's prefill_chunk_tokens
     # (knowledge/speed.yaml), one weight read per pass, as vLLM's max_num_batched_tokens and TensorRT-LLM's
@@ -224,7 +233,8 @@ def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, we
             f"{rt.compute_efficiency:.0%} for decode steps (runtime)"
             + (f"; a matmul of M tokens runs at M / (M + {half:g}) of that" if half else "")
             + (f", +{rt.dequant_overhead:.0%} for weight dequantization" if dequant > 1 else ""),
-            f"bandwidth {gpu.memory_bandwidth_tbps} TB/s x {rt.memory_efficiency:.0%} achievable",
+            f"bandwidth {gpu.memory_bandwidth_tbps} TB/s x {mem_eff:.0%} achievable"
+            + (" (HBM)" if gpu.hbm and rt.memory_efficiency_hbm else ""),
             f"decode reads the weights once per step and {b} sequence(s) of KV at {context:,.0f} tokens on average; "
             f"{rt.step_overhead_ms:g} ms per step" + (f" + {rt.step_overhead_per_seq_ms:g} ms per sequence"
                                                       if rt.step_overhead_per_seq_ms else ""),

@@ -59,9 +59,14 @@ def render_text(document: dict[str, Any]) -> str:
             cost = (f", ${perf['cost_per_million_tokens']:,.2f} per million tokens at ${perf['usd_per_gpu_hour']:g}/GPU-h"
                     if perf.get("cost_per_million_tokens") is not None else "")
             basis = "modelled" if perf.get("speed_backed_by_measurements", True) else "modelled, runtime not measured"
-            lines.append(f"  speed     first token {perf['ttft_ms']:,.0f} ms, {perf['tpot_ms']:,.1f} ms/token "
-                         f"({perf['decode_tokens_per_s']:,.0f} tokens/s per request), "
-                         f"{perf['throughput_tokens_per_s']:,.0f} tokens/s in all{cost} [{basis}]")
+            band = perf.get("bands_pct") or {}
+
+            def pm(name: str) -> str:
+                return f" +/-{band[name]:g}%" if band.get(name) else ""
+
+            lines.append(f"  speed     first token {perf['ttft_ms']:,.0f} ms{pm('prefill')}, {perf['tpot_ms']:,.1f} "
+                         f"ms/token{pm('decode')} ({perf['decode_tokens_per_s']:,.0f} tokens/s per request), "
+                         f"{perf['throughput_tokens_per_s']:,.0f} tokens/s in all{pm('throughput')}{cost} [{basis}]")
         shown = {"contradiction": 0}
         for item in e["rationale"]:
             label = {"numbers": "why", "objective": "why", "runtime": "why", "quality": None, "rule": "agrees",
