@@ -230,3 +230,20 @@ def test_outputs_are_gib_not_gb():
     r = est(model="meta-llama/Llama-3.1-8B-Instruct", weights="bf16")
     assert r.weights_bytes / GB == pytest.approx(16.06, abs=0.01)
     assert r.weights_bytes / GIB == pytest.approx(14.96, abs=0.01)  # the 7% GB/GiB gap peers trip on
+
+
+def test_vllm_hybrid_allocator_pads_layer_groups():
+    """vLLM groups sliding and full layers in groups of the smaller kind's count, padding the last group
+    (vllm/v1/core/kv_cache_utils.py): Gemma 3 27B's 52 sliding + 10 full layers take 70 slots."""
+    slots = {m: memory.kv_layer_slots(resolve_model(K, m).architecture, True)
+             for m in ("google/gemma-3-27b-it", "google/gemma-2-27b-it", "meta-llama/Llama-3.1-8B-Instruct")}
+    assert slots == {"google/gemma-3-27b-it": 70, "google/gemma-2-27b-it": 46, "meta-llama/Llama-3.1-8B-Instruct": 32}
+    assert memory.kv_layer_slots(resolve_model(K, "google/gemma-3-27b-it").architecture, False) == 62
+
+
+def test_vision_language_models_take_the_multimodal_activation_class():
+    """Issue 10: the multimodal entry was never selected, so VLMs were charged a text family's figure."""
+    gemma3 = resolve_model(K, "google/gemma-3-27b-it").architecture
+    assert memory.activation_class_keys(gemma3)[1] == "multimodal"
+    o = memory.runtime_overhead(K.runtimes["transformers"].memory, gemma3, 1, 0)
+    assert o.activation_class == "multimodal" and o.activation_per_gpu == round(2.5 * GIB)

@@ -78,10 +78,7 @@ def _estimate(row, context=None):
 
 VLLM_POOLS = [r for r in ROWS if r["runtime"] in ("vllm", "sglang") and r["outcome"] == "started"
               and (r["logged"] or {}).get("kv_tokens") and r["runtime_version"]]
-KNOWN_GAPS = {  # rows the model still misses, and why; strict, so a fix shows up
-    "vllm-llmd-gemma3-27b-h100": "Gemma 3's vision tower and vLLM's multimodal encoder profile are not counted, and "
-                                 "its hybrid (sliding / global) KV allocator counts tokens differently: +20%",
-}
+KNOWN_GAPS: dict[str, str] = {}  # row id -> why the model still misses it (strict xfail, so a fix shows up)
 
 
 @pytest.mark.parametrize("row", [pytest.param(r, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[r["id"]]))

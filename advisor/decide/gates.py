@@ -170,7 +170,8 @@ def memory_fit(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Run
         overhead_bytes_per_gpu=overhead + headroom, capacity_bytes_per_gpu=capacity,
         kv_budget_bytes_per_gpu=budget, gpus=tp, fits=budget >= 0 and kv_gpu <= budget,
         max_concurrency=max(0, budget) // per_seq if per_seq else 0, max_context=None, utilization=util,
-        kv_pool_tokens=memory.kv_pool_tokens(ctx.arch, kv, budget, tp, runtime.memory.block_tokens),
+        kv_pool_tokens=memory.kv_pool_tokens(ctx.arch, kv, budget, tp, runtime.memory.block_tokens,
+                                             runtime.memory.kv_groups),
     )
 
 

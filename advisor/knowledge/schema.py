@@ -331,6 +331,7 @@ class RuntimeMemory(Frozen):
     # at least floor_mib above 60 GiB (memory_hook.handle_gpu_memory_settings); None: utilization_default.
     reserve_mib: dict[str, float] | None = None
     block_tokens: int = Field(16, ge=1)  # tokens per KV page; the pool is a whole number of pages
+    kv_groups: bool = False  # vLLM's hybrid allocator: sliding and full layers in padded groups of equal size
     activation: ActivationModel
     non_torch_gib_single: float  # CUDA context, NCCL, allocator outside the KV pool, TP=1
     non_torch_gib_multi: float  # the same at TP >= 2

@@ -203,7 +203,7 @@ def estimate(request: EstimateRequest, knowledge: Knowledge | None = None) -> Es
         loaded = weights_gpu + memory.repack_bytes_per_gpu(runtime.memory, modules, gpu.architecture, tp)
         budget = memory.kv_budget_per_gpu(runtime.memory, visible, loaded, overhead.per_gpu, util,
                                           overhead.non_torch_per_gpu)
-        pool = memory.kv_pool_tokens(arch, kv, budget, tp, runtime.memory.block_tokens)
+        pool = memory.kv_pool_tokens(arch, kv, budget, tp, runtime.memory.block_tokens, runtime.memory.kv_groups)
         headroom_gpu = max(0, gpu.memory_bytes - loaded - overhead.per_gpu - max(budget, 0))
         capacity = gpu.memory_bytes * tp
         fits = budget >= kv_gpu and budget >= 0

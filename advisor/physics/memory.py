@@ -292,6 +292,8 @@ def activation_class_keys(arch: Architecture) -> list[str]:
     prefix = re.match(r"[a-z]*", arch.family).group()  # type: ignore[union-attr]
     if arch.is_moe:
         return [arch.model_type, arch.family, "moe"]
+    if arch.vision is not None:  # a vision-language checkpoint: the table's multimodal figure, not its text family's
+        return [arch.model_type, "multimodal", "dense"]
     return [arch.model_type, arch.family, prefix, "dense"]
 
 
@@ -424,11 +426,24 @@ def kv_budget_per_gpu(
     return math.floor(util * capacity) - weights - overhead
 
 
-def kv_pool_tokens(arch: Architecture, kv: KVFormat, budget: int, tensor_parallel: int, block_tokens: int) -> int:
+def kv_layer_slots(arch: Architecture, grouped: bool) -> int:
+    """Layer slots one token's page spans in the pool. Every attention layer, or with vLLM's hybrid allocator
+    (``grouped``: models mixing sliding-window and full layers) the layers of each kind split into groups of the
+    smallest kind's count, the last group padded: Gemma 3's 52 sliding + 10 full layers take 7 groups of 10 = 70
+    slots (vllm/v1/core/kv_cache_utils.py, uniform page size grouping)."""
+    counts = [n for _, n in arch.window_counts]
+    if not grouped or len(counts) < 2:
+        return arch.attention_layers
+    size = min(counts)
+    return sum(-(-n // size) * size for n in counts)
+
+
+def kv_pool_tokens(arch: Architecture, kv: KVFormat, budget: int, tensor_parallel: int, block_tokens: int,
+                   grouped: bool = False) -> int:
     """Tokens the KV pool holds, as the server logs them ("GPU KV cache size", SGLang "#tokens"): whole pages of
     ``block_tokens`` of every attention layer's K and V on one GPU (sliding layers counted as full, as the pool
-    is sized). Recurrent state is not in this count."""
-    per_token = kv_bytes_per_token_layer(arch, kv, tensor_parallel) * arch.attention_layers
+    is sized; ``grouped``: vLLM's hybrid allocator, :func:`kv_layer_slots`). Recurrent state is not counted."""
+    per_token = kv_bytes_per_token_layer(arch, kv, tensor_parallel) * kv_layer_slots(arch, grouped)
     if budget <= 0 or per_token <= 0:
         return 0
     return int(budget // (per_token * block_tokens)) * block_tokens
