@@ -95,7 +95,9 @@ class EndpointContext:
         self.mode = shape.workload.concurrency_mode
         self._weights: dict[tuple[str, int | None], Weights] = {}
         self._kv: dict[tuple[str, int, int], int] = {}
-        self._overhead: dict[tuple[str, int, int], int] = {}
+        self._overhead: dict[tuple, int] = {}
+        self._visible: int | None = None
+        self._util: dict[tuple[str, int], tuple[float, int]] = {}
         self._quality: dict[tuple, Quality] = {}
         self._static: dict[tuple[str, str, str], StaticVerdict] = {}
         self._facts: dict[tuple[str, str, str], dict] = {}
@@ -238,11 +240,19 @@ class EndpointContext:
 
     def visible_bytes(self) -> int:
         """What the runtime sees as one GPU's total (gpus.yaml visible_gib, or less the driver's reserve)."""
-        return self.gpu.visible_bytes(self.k.decision["driver-reserved-fraction"].value)
+        if self._visible is None:
+            self._visible = self.gpu.visible_bytes(self.k.decision["driver-reserved-fraction"].value)
+        return self._visible
 
-    def utilization(self, runtime: Runtime, tp: int) -> float:
-        """The runtime's default memory fraction on this GPU (SGLang's depends on the GPU's memory)."""
-        return memory.default_utilization(runtime.memory, self.visible_bytes(), tp)
+    def utilization(self, runtime: Runtime, tp: int) -> tuple[float, int]:
+        """The runtime's default memory fraction on this GPU (SGLang's depends on the GPU's memory) and the
+        non-torch bytes per GPU at this TP size."""
+        key = (runtime.id, tp)
+        if key not in self._util:
+            m = runtime.memory
+            self._util[key] = (memory.default_utilization(m, self.visible_bytes(), tp),
+                               math.ceil((m.non_torch_gib_single if tp == 1 else m.non_torch_gib_multi) * memory.GIB))
+        return self._util[key]
 
     def activations(self, cand: Candidate) -> str:
         return cand.activations if self.gpu.supports_bf16 or cand.activations != "bf16" else "fp16"

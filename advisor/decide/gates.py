@@ -4,7 +4,6 @@ model can be split into, what fits in memory, and the rules that reject. Also ho
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -158,9 +157,7 @@ def memory_fit(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Run
     w_gpu = w.loaded_per_gpu(runtime, ctx.gpu, tp)
     overhead = ctx.overhead(runtime, tp, concurrency)
     capacity = ctx.visible_bytes()
-    non_torch = math.ceil((runtime.memory.non_torch_gib_single if tp == 1 else runtime.memory.non_torch_gib_multi)
-                          * memory.GIB)
-    util = ctx.utilization(runtime, tp)
+    util, non_torch = ctx.utilization(runtime, tp)
     budget = memory.kv_budget_per_gpu(runtime.memory, capacity, w_gpu, overhead, util, non_torch)
     per_seq = ctx.kv_per_sequence(kv, tp)
     kv_gpu = per_seq * concurrency
@@ -170,8 +167,7 @@ def memory_fit(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Run
         overhead_bytes_per_gpu=overhead + headroom, capacity_bytes_per_gpu=capacity,
         kv_budget_bytes_per_gpu=budget, gpus=tp, fits=budget >= 0 and kv_gpu <= budget,
         max_concurrency=max(0, budget) // per_seq if per_seq else 0, max_context=None, utilization=util,
-        kv_pool_tokens=memory.kv_pool_tokens(ctx.arch, kv, budget, tp, runtime.memory.block_tokens,
-                                             runtime.memory.kv_groups),
+        kv_pool_tokens=None,  # filled in for shown deployments (ladder.finish)
     )
 
 

@@ -41,6 +41,11 @@ def finish(ctx: EndpointContext, dep: Deployment) -> Deployment:
         perf = ctx.speed(cand, kv, runtime, dep.layout.tensor_parallel, dep.concurrency, explain=True)
         dep.performance = dep.performance.model_copy(update={"assumptions": perf.assumptions,
                                                              "bands_pct": perf.bands_pct})
+    if dep.memory.kv_pool_tokens is None:
+        runtime, kv = ctx.k.runtimes[dep.runtime], ctx.k.kv_formats[dep.kv]
+        pool = memory.kv_pool_tokens(ctx.arch, kv, dep.memory.kv_budget_bytes_per_gpu, dep.layout.tensor_parallel,
+                                     runtime.memory.block_tokens, runtime.memory.kv_groups)
+        dep.memory = dep.memory.model_copy(update={"kv_pool_tokens": pool})
     if not dep.fired:
         words = ctx.words(dep.facts)
         dep.fired, dep.notes, dep.flags = list(words.fired), list(words.notes), list(words.flags)

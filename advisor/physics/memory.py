@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict
 
 from advisor.errors import AdvisorInputError
+from advisor.fastmodel import construct
 from advisor.knowledge.schema import MODULE_GROUPS, KVFormat, NumericFormat, RuntimeMemory, Scaling, WeightScheme
 from advisor.physics.architecture import Architecture, Tensor, tensor_inventory
 
@@ -375,9 +376,9 @@ def runtime_overhead(memory: RuntimeMemory, arch: Architecture, tensor_parallel:
         activation = max(forward, sampler)
         graph = 0.0 if enforce_eager else (act.cuda_graph_gib + act.cuda_graph_gib_per_layer * arch.num_layers) * GIB
         key = (f"profile pass: {tokens:,} tokens" if forward >= sampler else f"sampler profile: {seqs:,} sequences")
-    return Overhead(activation_per_gpu=math.ceil(activation), non_torch_per_gpu=math.ceil(non_torch * GIB),
-                    cuda_graph_per_gpu=math.ceil(graph), activation_class=key, max_num_batched_tokens=tokens,
-                    max_num_seqs=seqs)
+    return construct(Overhead, activation_per_gpu=math.ceil(activation), non_torch_per_gpu=math.ceil(non_torch * GIB),
+                     cuda_graph_per_gpu=math.ceil(graph), activation_class=key, max_num_batched_tokens=tokens,
+                     max_num_seqs=seqs)
 
 
 def default_utilization(memory: RuntimeMemory, gpu_bytes: int, tensor_parallel: int = 1,

@@ -60,13 +60,10 @@ def render_text(document: dict[str, Any]) -> str:
                     if perf.get("cost_per_million_tokens") is not None else "")
             basis = "modelled" if perf.get("speed_backed_by_measurements", True) else "modelled, runtime not measured"
             band = perf.get("bands_pct") or {}
-
-            def pm(name: str) -> str:
-                return f" +/-{band[name]:g}%" if band.get(name) else ""
-
-            lines.append(f"  speed     first token {perf['ttft_ms']:,.0f} ms{pm('prefill')}, {perf['tpot_ms']:,.1f} "
-                         f"ms/token{pm('decode')} ({perf['decode_tokens_per_s']:,.0f} tokens/s per request), "
-                         f"{perf['throughput_tokens_per_s']:,.0f} tokens/s in all{pm('throughput')}{cost} [{basis}]")
+            pm = {name: f" +/-{band[name]:g}%" if band.get(name) else "" for name in ("prefill", "decode", "throughput")}
+            lines.append(f"  speed     first token {perf['ttft_ms']:,.0f} ms{pm['prefill']}, {perf['tpot_ms']:,.1f} "
+                         f"ms/token{pm['decode']} ({perf['decode_tokens_per_s']:,.0f} tokens/s per request), "
+                         f"{perf['throughput_tokens_per_s']:,.0f} tokens/s in all{pm['throughput']}{cost} [{basis}]")
         shown = {"contradiction": 0}
         for item in e["rationale"]:
             label = {"numbers": "why", "objective": "why", "runtime": "why", "quality": None, "rule": "agrees",
