@@ -93,6 +93,8 @@ def build_parser() -> Parser:
     est.add_argument("--max-num-batched-tokens", type=int, metavar="N",
                      help="tokens per prefill pass (vLLM --max-num-batched-tokens, SGLang --chunked-prefill-size)")
     est.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs (vLLM --enforce-eager)")
+    est.add_argument("--runtime-version", metavar="V",
+                     help="account for memory as this older release did (e.g. 0.6.4; default: the pinned version)")
 
     rec = sub.add_parser("recommend", help="a deployment plan for one endpoint")
     _add_request_flags(rec, gpu_required=True)
@@ -350,6 +352,17 @@ def _request(args: argparse.Namespace) -> EstimateRequest:
     fields = {name: getattr(args, name) for name in EstimateRequest.model_fields}
     if not fields.get("runtime"):  # GGUF files run on llama.cpp; everything else defaults to vLLM
         fields["runtime"] = "llama.cpp" if str(fields.get("weights") or "").lower().startswith("gguf-") else "vllm"
+    profile = {"max_num_seqs": "--max-num-seqs", "max_num_batched_tokens": "--max-num-batched-tokens",
+               "enforce_eager": "--enforce-eager"}
+    if fields["runtime"] not in ("vllm", "sglang"):
+        given = [flag for name, flag in profile.items() if fields.get(name)]
+        if given:
+            raise AdvisorInputError(given[0], f"is a vLLM / SGLang server setting; it does not apply to "
+                                    f"--runtime {fields['runtime']}", choices=["vllm", "sglang"])
+    seqs, tokens = fields.get("max_num_seqs"), fields.get("max_num_batched_tokens")
+    if seqs and tokens and tokens < seqs:  # vLLM refuses this at start-up
+        raise AdvisorInputError("--max-num-batched-tokens", f"{tokens} is smaller than --max-num-seqs {seqs}; vLLM "
+                                "refuses to start with that")
     try:
         return EstimateRequest(**fields)
     except ValidationError as exc:
@@ -433,12 +446,16 @@ def render_table(r: Estimate) -> str:
         f"{r.concurrency} x {r.context:,} tokens; {r.kv_bytes_per_token / 1024:,.1f} KiB per token "
         "if every layer held it"
     )
+    loaded = r.weights_loaded_bytes_per_gpu or r.weights_bytes_per_gpu
+    repacked = loaded - r.weights_bytes_per_gpu
     lines.append(
         row(
             "weights",
-            r.weights_bytes_per_gpu * r.gpus,
-            r.weights_bytes_per_gpu,
-            "split over the GPUs" if r.gpus > 1 else "",
+            loaded * r.gpus,
+            loaded,
+            ("split over the GPUs" if r.gpus > 1 else "")
+            + (f"{'; ' if r.gpus > 1 else ''}as loaded: the checkpoint's {_g(r.weights_bytes_per_gpu)} per GPU + "
+               f"{_g(repacked)} re-laid-out for the kernels" if repacked > 0 else ""),
         )
     )
     lines.append(row("KV cache", r.kv_cache_bytes, r.kv_cache_bytes_per_gpu, kv_note))
@@ -465,6 +482,12 @@ def render_table(r: Estimate) -> str:
         else:
             lines.append(f"DOES NOT FIT: the KV cache needs {_g(r.kv_cache_bytes_per_gpu)} per GPU, the pool holds "
                          f"{_g(max(0, r.kv_budget_bytes or 0))}.")
+        for hint in r.fit_hints:
+            lines.append(f"  but {hint}")
+        if r.fits and r.kv_pool_tokens is not None and r.kv_pool_tokens < r.context * r.concurrency:
+            lines.append(f"  ({r.concurrency} x {r.context:,} tokens fit in a pool of {r.kv_pool_tokens:,} tokens: "
+                         "the pool counts every layer, and this model's sliding-window layers hold at most their "
+                         "window)")
         lines.append(f"  Most sequences at {r.context:,} tokens: {r.max_concurrency:,}")
         lines.append(
             f"  Longest context for {r.concurrency} sequence{'s' if r.concurrency != 1 else ''}: "
@@ -483,14 +506,16 @@ def render_table(r: Estimate) -> str:
             f"decode at {r.concurrency} sequence{'s' if r.concurrency != 1 else ''})"
         )
         lines.append(f"  per request          {band_text(p.decode_tokens_per_s, b.get('decode'), 'tokens/s')}")
-        lines.append(f"  all requests         {band_text(p.throughput_tokens_per_s, b.get('throughput'), 'output tokens/s')}")
+        lines.append(f"  all requests         {band_text(p.throughput_tokens_per_s, b.get('throughput'), 'output tokens/s')}"
+                     "   (prefill included)")
         if b:
             lines.append("  (bands: the 80th percentile of the model's error on held-out published measurements; "
                          "README 'Accuracy')")
         if p.cost_per_million_tokens is not None:
             lines.append(
-                f"  cost                 ${p.cost_per_million_tokens:,.2f} per million output tokens "
-                f"at ${p.usd_per_gpu_hour:g}/GPU-hour"
+                f"  cost                 ${p.cost_per_million_tokens:,.2f}"
+                + (f" +/- {b['throughput']:g}%" if b.get("throughput") else "")
+                + f" per million output tokens at ${p.usd_per_gpu_hour:g}/GPU-hour"
             )
         lines += [f"  - {a}" for a in p.assumptions]
     if r.warnings:

@@ -305,3 +305,32 @@ def test_estimate_of_a_gguf_scheme_defaults_to_llama_cpp(capsys):
     data = json.loads(out)
     assert status == 0 and data["runtime"] == "llama.cpp"
     assert round(data["weights_bytes"] / 2**30, 2) == 44.15  # llama.cpp's per-tensor types (gguf-parser: 44.15 GiB)
+
+
+# ---------------------------------------------------------------- server settings and older releases (issue 10)
+def test_kv_pool_as_the_server_logs_it_for_an_older_release(capsys):
+    """vllm-project/vllm#10517: vLLM 0.6.4 logged 31,232 tokens for Llama-3.1-8B BF16 on an RTX 3090 at 20,000."""
+    args = ["estimate", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--weights", "bf16", "--gpu", "rtx-3090",
+            "--context", "20000", "--utilization", "0.9", "--format", "json"]
+    assert main(args + ["--runtime-version", "0.6.4"]) == 0
+    old = json.loads(capsys.readouterr().out)
+    assert abs(old["kv_pool_tokens"] - 31232) / 31232 <= 0.05 and old["fits"]
+    assert old["runtime_version"] == "0.6.4" and any("0.6.4 did it" in w for w in old["warnings"])
+    assert main(args) == 0
+    pinned = json.loads(capsys.readouterr().out)
+    assert pinned["runtime_version"] == K.runtimes["vllm"].version and pinned["kv_pool_tokens"] > old["kv_pool_tokens"]
+
+
+@pytest.mark.parametrize(("extra", "flag"), [
+    (["--runtime", "llama.cpp", "--enforce-eager"], "--enforce-eager"),
+    (["--runtime", "tensorrt-llm", "--max-num-seqs", "8"], "--max-num-seqs"),
+    (["--max-num-seqs", "64", "--max-num-batched-tokens", "16"], "--max-num-batched-tokens"),
+    (["--max-num-seqs", "0"], "--max-num-seqs"),
+    (["--runtime", "llama.cpp", "--runtime-version", "0.6.4"], "--runtime-version"),
+    (["--runtime-version", "latest; rm -rf /"], "--runtime-version"),
+])
+def test_server_setting_flags_refuse_what_does_not_apply(capsys, extra, flag):
+    args = ["estimate", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--weights", "bf16", "--gpu", "l4"]
+    assert main(args + extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {flag}") and len(err.splitlines()) == 1

@@ -1,19 +1,11 @@
 """The memory model against what servers logged (tests/data/memory_logs.yaml, public logs with their sources).
 
-Each row is re-run with the model, GPU, tensor-parallel size and flags of the log. The engine models the pinned
-runtime versions; logs from older releases are run with that release's accounting, stated here:
+Each row is re-run with the model, GPU, tensor-parallel size and flags of the log, and with the accounting of the
+release that logged it (`estimate --runtime-version`, knowledge/runtimes.yaml memory.eras: vLLM's V0 profile before
+0.7, its larger sampler profile before 0.12, CUDA graphs kept out of the KV budget before 0.21, SGLang's constant
+0.88 fraction before 0.5). Logs without a version are not used for the pool check.
 
-- vLLM before 0.7 (the V0 engine) profiled max(max_model_len, 2,048) tokens at once (no chunked prefill below 32k)
-  and did not take CUDA graphs out of the KV budget;
-- vLLM V1 before 0.12 ran the sampler profile at about 38.5 bytes per logit (llm-d's H100 measurements of that
-  time: 4.76 GiB for Llama-3.1-8B, 7.38 GiB for gpt-oss at 1,024 sequences), 15.4 from 0.19 (knowledge/runtimes.yaml);
-- vLLM took CUDA graphs out of the KV budget only from 0.21 (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS);
-- vLLM 0.10 ran gpt-oss's MXFP4 experts through Marlin on Hopper too (65.97 GiB loaded, the Ampere/Ada factor);
-- SGLang 0.4.4's default --mem-fraction-static at TP 1 was 0.88 (not the per-GPU formula of 0.5.23).
-
-Logs without a version are not used for the pool check: the accounting depends on it.
-
-The KV pool must come within 5% of the logged tokens (or GiB), and every started / refused verdict must match.
+The KV pool must come within 5% of the logged tokens, and every started / refused verdict must match.
 """
 
 from __future__ import annotations
@@ -25,55 +17,27 @@ import yaml
 
 from advisor.knowledge import load_knowledge
 from advisor.physics.estimate import EstimateRequest, estimate
-from advisor.physics.memory import GIB
+from advisor.physics.memory import GIB, version_tuple
 
 K = load_knowledge()
 ROWS = yaml.safe_load((Path(__file__).parent / "data" / "memory_logs.yaml").read_text())["rows"]
-OLD_SAMPLER_BYTES_PER_LOGIT = 38.5
-
-
-def _version(text: str) -> tuple[int, ...]:
-    digits = "".join(c if c.isdigit() or c == "." else " " for c in text).split()
-    return tuple(int(p) for p in digits[0].split(".") if p) if digits else (0,)
-
-
-def _knowledge_for(row):
-    """Knowledge with the runtime's accounting as it was in the row's version (module docstring)."""
-    if row["runtime"] != "vllm" or not row["runtime_version"]:
-        return K
-    version = _version(row["runtime_version"])
-    act = K.runtimes["vllm"].memory.activation
-    update = {}
-    if version < (0, 12):
-        update["sampler_bytes_per_logit"] = OLD_SAMPLER_BYTES_PER_LOGIT
-    if version < (0, 21):
-        update.update(cuda_graph_gib=0.0, cuda_graph_gib_per_layer=0.0)
-    memory = K.runtimes["vllm"].memory.model_copy(update={"activation": act.model_copy(update=update)})
-    if version < (0, 11):
-        marlin = next(r.factor for r in memory.repack if "Ampere" in r.architectures)
-        memory = memory.model_copy(update={"repack": tuple(r.model_copy(update={"factor": marlin}) if "Hopper" in
-                                                           r.architectures else r for r in memory.repack)})
-    runtime = K.runtimes["vllm"].model_copy(update={"memory": memory})
-    return K.model_copy(update={"runtimes": {**K.runtimes, "vllm": runtime}})
 
 
 def _estimate(row, context=None):
     flags = row.get("flags") or {}
-    version = _version(row["runtime_version"] or "0.19")
-    req = dict(model=row["model"], weights=row["weights"], kv={"f16": "fp16"}.get(row["kv"], row["kv"]),
-               gpu=row["gpu"], gpus=row["gpus"], runtime=row["runtime"])
+    version = row["runtime_version"] if version_tuple(row["runtime_version"] or "") else None
+    req = dict(model=row["model"], weights=row["weights"].split()[0], kv={"f16": "fp16"}.get(row["kv"], row["kv"]),
+               gpu=row["gpu"], gpus=row["gpus"], runtime=row["runtime"], runtime_version=version)
     if row["runtime"] == "vllm":
         req.update(context=context or flags.get("max_model_len") or 4096,
                    utilization=flags.get("gpu_memory_utilization") or 0.9,
-                   max_num_seqs=flags.get("max_num_seqs") or (256 if version < (0, 7) else None),
-                   max_num_batched_tokens=flags.get("max_num_batched_tokens") or (
-                       max(flags.get("max_model_len") or 2048, 2048) if version < (0, 7) else None),
+                   max_num_seqs=flags.get("max_num_seqs"), max_num_batched_tokens=flags.get("max_num_batched_tokens"),
                    enforce_eager=bool(flags.get("enforce_eager")))
     elif row["runtime"] == "sglang":
-        req.update(context=context or 4096, utilization=flags.get("mem_fraction_static") or 0.88)
+        req.update(context=context or 4096, utilization=flags.get("mem_fraction_static"))
     else:
-        req.update(context=flags["ctx_size"])
-    return estimate(EstimateRequest(**req), _knowledge_for(row))
+        req.update(context=flags["ctx_size"], runtime_version=None)
+    return estimate(EstimateRequest(**req), K)
 
 
 VLLM_POOLS = [r for r in ROWS if r["runtime"] in ("vllm", "sglang") and r["outcome"] == "started"

@@ -166,3 +166,12 @@ def test_any_hugging_face_id_and_a_custom_gpu_survive_the_link():
     assert from_request(request, K) == state
     # the custom fields stay out of links for catalog GPUs
     assert "gm" not in to_query(WizardState(gpu="l4", gpu_memory_gib=12))
+
+
+def test_a_short_model_name_in_a_link_opens_the_catalog_model():
+    """New-user trial (issue 10): the wizard accepts 'Qwen2.5-32B-Instruct'; its link must reopen that model, not the
+    default with an 'unknown model' note."""
+    from advisor.plan.permalink import WizardState, check_against
+
+    state, notes = check_against(WizardState(model="qwen2.5-32b-instruct"), K)
+    assert state.model == "Qwen/Qwen2.5-32B-Instruct" and not notes

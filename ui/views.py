@@ -105,17 +105,17 @@ def _metrics(endpoint: dict) -> None:
     band = perf.get("bands_pct") or {}
     held = " The band is the 80th percentile of the model's error on held-out published measurements."
 
-    def pm(name: str) -> str:
-        return f" ±{band[name]:g}%" if band.get(name) else ""
+    def label(name: str, key: str) -> str:  # the band in the label, so a narrow column never cuts it off
+        return f"{name} (±{band[key]:g}%)" if band.get(key) else name
 
-    cols[1].metric("Time per token", f"{perf.get('tpot_ms', 0):,.1f} ms{pm('decode')}",
+    cols[1].metric(label("Time per token", "decode"), f"{perf.get('tpot_ms', 0):,.1f} ms",
                    help="modelled, at this concurrency." + (held if band else ""))
-    cols[2].metric("First token", f"{perf.get('ttft_ms', 0):,.0f} ms{pm('prefill')}",
+    cols[2].metric(label("First token", "prefill"), f"{perf.get('ttft_ms', 0):,.0f} ms",
                    help="one prompt's prefill, no queueing." + (held if band else ""))
-    cols[3].metric("Tokens/s", f"{perf.get('throughput_tokens_per_s', 0):,.0f}{pm('throughput')}",
-                   help="output tokens per second, all requests and replicas." + (held if band else ""))
+    cols[3].metric(label("Tokens/s", "throughput"), f"{perf.get('throughput_tokens_per_s', 0):,.0f}",
+                   help="output tokens per second, all requests and replicas, prefill included." + (held if band else ""))
     cost = perf.get("cost_per_million_tokens")
-    cols[4].metric("Cost / M tokens", "-" if cost is None else f"${cost:,.2f}",
+    cols[4].metric(label("Cost / M tokens", "throughput"), "-" if cost is None else f"${cost:,.2f}",
                    help=f"at ${perf.get('usd_per_gpu_hour') or 0:g} per GPU-hour" if cost is not None
                    else "no price on file: set your price per GPU-hour")
     layout = f"TP{d['tensor_parallel']}" + (f" × {d['replicas']} replicas" if d["replicas"] > 1 else "")

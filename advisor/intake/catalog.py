@@ -40,6 +40,11 @@ def lookup(table: Mapping[str, T], value: str, field: str, what: str) -> T:
     raise AdvisorInputError(field, f"unknown {what} {value!r}", value=value, choices=list(table))
 
 
+def catalog_id(knowledge: Knowledge, text: str) -> str | None:
+    """The catalog id ``text`` names (the id or an alias, any case, or just the part after the '/'), or None."""
+    return _catalog_match(knowledge, text)
+
+
 def _catalog_match(knowledge: Knowledge, text: str) -> str | None:
     needle = text.strip().lower()
     for model in knowledge.models.values():

@@ -317,8 +317,24 @@ class Repack(Frozen):
     source: str | list[str]
 
 
+class MemoryEra(Frozen):
+    """How releases before ``before`` accounted for memory, where it differs from the pinned version: overrides of
+    the activation model's fields, the repacking rules and the default fraction, applied to older versions only."""
+
+    before: str  # a version string; releases older than this use the overrides
+    activation: dict[str, float | int | bool | None] = {}  # ActivationModel field -> value
+    profile_tokens_from_context: bool = False  # vLLM V0: the profile pass ran max(max_model_len, 2,048) tokens
+    max_num_seqs: int | None = None  # the default sequence limit of those releases on every GPU
+    repack: tuple[Repack, ...] | None = None
+    utilization_default: float | None = Field(None, gt=0, le=1)
+    reserve_mib: dict[str, float] | None = None
+    what: str  # the difference, in words
+    source: str | list[str]
+
+
 class RuntimeMemory(Frozen):
     repack: tuple[Repack, ...] = ()
+    eras: tuple[MemoryEra, ...] = ()  # older releases' accounting, newest first
     utilization_default: float = Field(gt=0, le=1)
     utilization_flag: str | None = None
     # total: the fraction caps everything the runtime allocates (vLLM gpu_memory_utilization);

@@ -45,6 +45,8 @@ class EstimateRequest(BaseModel):
     max_num_seqs: int | None = Field(None, gt=0, le=65536)  # vLLM --max-num-seqs (the sampler profile)
     max_num_batched_tokens: int | None = Field(None, gt=0, le=1 << 20)  # vLLM's profile pass / SGLang's chunk
     enforce_eager: bool = False  # no CUDA graphs (vLLM --enforce-eager)
+    # account for memory as this older release did (knowledge/runtimes.yaml memory.eras); None: the pinned version
+    runtime_version: str | None = Field(None, max_length=40, pattern=r"^[vV]?\d+(\.\d+){0,3}([.+-]?[A-Za-z0-9]+)?$")
 
 
 class ModuleRow(BaseModel):
@@ -113,6 +115,7 @@ class Estimate(BaseModel):
     kv_budget_bytes: int | None = None  # per GPU: the KV pool the server allocates (vLLM "Available KV cache memory")
     kv_pool_tokens: int | None = None  # tokens that pool holds ("GPU KV cache size: N tokens", SGLang "#tokens")
     fits: bool | None = None
+    fit_hints: list[str] = []  # server settings under which a configuration that does not fit would start
     max_concurrency: int | None = None
     max_context: int | None = None
     context_limit: int
@@ -184,11 +187,20 @@ def estimate(request: EstimateRequest, knowledge: Knowledge | None = None) -> Es
     kv_seq_gpu = memory.kv_bytes_per_sequence(arch, kv, request.context, tp)
     kv_gpu = kv_seq_gpu * request.concurrency
     gpu_gib = gpu.memory_gib if gpu else 80.0
+    if request.runtime_version:
+        if not runtime.memory.eras:
+            raise AdvisorInputError("--runtime-version", f"{runtime.name} has no older accounting on file; only "
+                                    f"the pinned {runtime.version} is modelled",
+                                    choices=[r.id for r in k.runtimes.values() if r.memory.eras])
+        mem, era_notes = memory.memory_for_version(runtime.memory, request.runtime_version)
+        runtime = runtime.model_copy(update={"memory": mem})
+    else:
+        era_notes = []
     overhead = memory.runtime_overhead(runtime.memory, arch, tp, request.context * request.concurrency,
                                        gpu_gib=gpu_gib, gpu_name=gpu.name if gpu else "",
                                        max_num_seqs=request.max_num_seqs,
                                        max_num_batched_tokens=request.max_num_batched_tokens,
-                                       enforce_eager=request.enforce_eager)
+                                       enforce_eager=request.enforce_eager, context=request.context)
     reserved = k.decision["driver-reserved-fraction"].value
     util = request.utilization
     if util is None:
@@ -198,6 +210,7 @@ def estimate(request: EstimateRequest, knowledge: Knowledge | None = None) -> Es
 
     capacity = fits = max_conc = max_ctx = visible = loaded = budget = pool = None
     headroom_gpu = 0
+    hints: list[str] = []
     if gpu is not None:
         visible = gpu.visible_bytes(reserved)
         loaded = weights_gpu + memory.repack_bytes_per_gpu(runtime.memory, modules, gpu.architecture, tp)
@@ -209,6 +222,8 @@ def estimate(request: EstimateRequest, knowledge: Knowledge | None = None) -> Es
         fits = budget >= kv_gpu and budget >= 0
         max_conc = memory.max_concurrency(arch, kv, request.context, budget, tp)
         max_ctx = memory.max_context(arch, kv, request.concurrency, budget, tp, limit)
+        if not fits:
+            hints = _fit_hints(runtime, arch, tp, request, visible, loaded, overhead, kv_gpu, util, gpu_gib, gpu)
 
     overhead_gpu = overhead.per_gpu + headroom_gpu
     bf16_layout = memory.build_layout(k.schemes["bf16"], k.formats)
@@ -217,6 +232,9 @@ def estimate(request: EstimateRequest, knowledge: Knowledge | None = None) -> Es
     kv_seq_one = memory.kv_bytes_per_sequence(arch, kv, request.context, 1)
 
     warnings = list(arch.notes)
+    if era_notes:
+        warnings.append(f"memory accounted as {runtime.name} {request.runtime_version} did it, not the pinned "
+                        f"{runtime.version}: " + "; ".join(era_notes))
     warnings += _compatibility_warnings(k, gpu, runtime, kv, layout, request)
     if request.context > limit:
         warnings.append(f"context {request.context} exceeds the model's max_position_embeddings {limit}")
@@ -234,7 +252,7 @@ def estimate(request: EstimateRequest, knowledge: Knowledge | None = None) -> Es
         gpu=gpu.id if gpu else None,
         gpus=tp,
         runtime=runtime.id,
-        runtime_version=runtime.version,
+        runtime_version=request.runtime_version or runtime.version,
         params_total=params_total,
         params_active=params_active,
         params_active_excluding_embedding=params_active - embedding,
@@ -263,17 +281,43 @@ def estimate(request: EstimateRequest, knowledge: Knowledge | None = None) -> Es
         weights_loaded_bytes_per_gpu=loaded,
         kv_budget_bytes=budget,
         kv_pool_tokens=pool,
+        fit_hints=hints,
         fits=fits,
         max_concurrency=max_conc,
         max_context=max_ctx,
         context_limit=limit,
         modules=[ModuleRow(**m.model_dump()) for m in modules],
         savings=_savings(k, layout, params_total, modules, weights, bf16_weights, kv, bf16_kv, kv_seq_one),
-        assumptions=_assumptions(k, model, scheme, layout, kv, runtime, gpu, tp, overhead, util, arch, modules),
+        assumptions=_assumptions(k, model, scheme, layout, kv, runtime, gpu, tp, overhead, util, arch, modules,
+                                 request.runtime_version),
         warnings=warnings,
         sources=_sources(k, model, scheme, layout, kv, runtime, gpu),
         **(_perf_fields(perf) if perf else {}),
     )
+
+
+def _fit_hints(runtime: Runtime, arch: Architecture, tp: int, request: EstimateRequest, visible: int, loaded: int,
+               overhead: memory.Overhead, kv_gpu: int, util: float, gpu_gib: float, gpu: GPU) -> list[str]:
+    """Settings under which a configuration that does not fit would start: a higher memory fraction (up to 0.98),
+    or, for a runtime that profiles its sampler, a sequence limit of the concurrency asked for."""
+    hints = []
+    m = runtime.memory
+    if m.utilization_of == "total":
+        needed = (loaded + overhead.per_gpu + kv_gpu) / visible
+        if util < needed <= 0.98:
+            hints.append(f"it fits at {m.utilization_flag or 'a memory fraction of'} {needed + 0.005:.2f} "
+                         f"(instead of {util:g})")
+    if m.activation.kind == "profile" and (overhead.max_num_seqs or 0) > request.concurrency:
+        small = memory.runtime_overhead(m, arch, tp, 0, gpu_gib=gpu_gib, gpu_name=gpu.name,
+                                        max_num_seqs=request.concurrency,
+                                        max_num_batched_tokens=request.max_num_batched_tokens,
+                                        enforce_eager=request.enforce_eager, context=request.context)
+        budget = memory.kv_budget_per_gpu(m, visible, loaded, small.per_gpu, util, small.non_torch_per_gpu)
+        if budget >= kv_gpu:
+            hints.append(f"it fits with --max-num-seqs {request.concurrency}: the sampler profile of "
+                         f"{overhead.max_num_seqs:,} sequences takes {overhead.activation_per_gpu / GIB:.2f} GiB, "
+                         f"{request.concurrency} take {small.activation_per_gpu / GIB:.2f} GiB")
+    return hints
 
 
 def default_activations(k: Knowledge, layout: memory.Layout, gpu: GPU) -> str:
@@ -393,6 +437,7 @@ def _assumptions(
     util: float,
     arch: Architecture,
     modules: list[memory.ModuleBytes],
+    version: str | None = None,
 ) -> list[str]:
     present = {m.group for m in modules}
     quantized = [g for g, s in layout.groups.items() if s.quantized and g in present and g != "norms"]
@@ -425,21 +470,27 @@ def _assumptions(
             f"{', '.join(map(str, windows))} tokens and hold at most that many tokens."
         )
     act = runtime.memory.activation
+    basis = {"constant": f"{overhead.activation_class}: a measured constant",
+             "none": "outside the runtime's memory fraction"}.get(act.kind, overhead.activation_class)
+    graphs = f", CUDA graphs {_gib(overhead.cuda_graph_per_gpu)}" if overhead.cuda_graph_per_gpu else ""
     lines.append(
-        f"Runtime overhead ({runtime.name} {runtime.version}) per GPU: activations "
-        f"{_gib(overhead.activation_per_gpu)} ({overhead.activation_class}"
-        f"{' constant' if act.kind == 'constant' else ' compute-buffer formula'}), CUDA context and "
-        f"other non-PyTorch memory {_gib(overhead.non_torch_per_gpu)}."
+        f"Runtime overhead ({runtime.name} {version or runtime.version}) per GPU: activations "
+        f"{_gib(overhead.activation_per_gpu)} ({basis}){graphs}, CUDA context and other non-PyTorch memory "
+        f"{_gib(overhead.non_torch_per_gpu)}."
     )
     if gpu is not None:
-        share = "of total memory" if runtime.memory.utilization_of == "total" else "of the memory left after weights"
+        share = {"total": "of the memory CUDA reports",
+                 "free": "of the memory left after weights and buffers",
+                 "preload": "of the memory free before loading for weights plus KV cache"}[runtime.memory.utilization_of]
         lines.append(
             f"{runtime.name} uses {util:.0%} {share}"
             + (f" ({runtime.memory.utilization_flag})" if runtime.memory.utilization_flag else "")
             + "; the rest is counted as headroom in the overhead. Capacity: "
-            f"{gpu.memory_gib:g} GiB per {gpu.name}"
+            f"{gpu.memory_gib:g} GiB per {gpu.name} as nvidia-smi reports it"
             + (" (unverified figure)" if "memory_gib" in gpu.unverified else "")
-            + "."
+            + f", {gpu.visible_bytes(k.decision['driver-reserved-fraction'].value) / GIB:.2f} GiB as CUDA reports "
+            "it to the runtime"
+            + ("" if gpu.visible_gib else " (less the driver's usual reserve; no log on file)") + "."
         )
     if tp > 1:
         split = (

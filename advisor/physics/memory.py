@@ -336,13 +336,15 @@ def forward_bytes_per_token(arch: Architecture, tensor_parallel: int = 1, dtype_
 
 def runtime_overhead(memory: RuntimeMemory, arch: Architecture, tensor_parallel: int, total_tokens: int, *,
                      gpu_gib: float = 80.0, gpu_name: str = "", max_num_seqs: int | None = None,
-                     max_num_batched_tokens: int | None = None, enforce_eager: bool = False) -> Overhead:
+                     max_num_batched_tokens: int | None = None, enforce_eager: bool = False,
+                     context: int = 0) -> Overhead:
     """Activation, CUDA-graph and non-torch bytes one GPU keeps, as the runtime's own accounting finds them.
 
     ``total_tokens`` is the tokens the KV cache holds (llama.cpp's buffers grow with it); ``gpu_gib`` and
     ``gpu_name`` select the runtime's default batch limits (vLLM: 2,048 tokens / 256 sequences below 70 GiB and on
     A100s, 8,192 / 1,024 above, 16,384 / 1,024 from 160 GiB); ``max_num_seqs`` / ``max_num_batched_tokens``
-    override them as the flags do. Sources: knowledge/runtimes.yaml memory.activation (per pinned version).
+    override them as the flags do; a tier of 0 tokens (vLLM's V0 releases, :func:`memory_for_version`) profiles
+    max(``context``, 2,048) tokens. Sources: knowledge/runtimes.yaml memory.activation (per pinned version).
     """
     act = memory.activation
     tp = max(1, tensor_parallel)
@@ -369,7 +371,7 @@ def runtime_overhead(memory: RuntimeMemory, arch: Architecture, tensor_parallel:
         activation, key = 0.0, "outside the runtime's memory fraction"
     else:  # profile
         tier = act.batch_default(gpu_gib, gpu_name, tp)
-        tokens = max_num_batched_tokens or (tier.max_num_batched_tokens if tier else 2048)
+        tokens = max_num_batched_tokens or (tier.max_num_batched_tokens if tier else 2048) or max(context, 2048)
         seqs = max_num_seqs or (tier.max_num_seqs if tier else 256)
         forward = act.forward_scale * tokens * forward_bytes_per_token(arch, tp)
         sampler = act.sampler_bytes_per_logit * seqs * arch.vocab_size
@@ -474,3 +476,39 @@ def max_context(
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
     return lo
+
+
+# --------------------------------------------------------------------------- older releases
+def version_tuple(text: str) -> tuple[int, ...]:
+    """(0, 6, 4) from '0.6.4', 'v0.6.4' or '0.6.4.post1'; () when no version number is in ``text``."""
+    match = re.search(r"\d+(?:\.\d+)*", text or "")
+    return tuple(int(p) for p in match.group().split(".")) if match else ()
+
+
+def memory_for_version(memory: RuntimeMemory, version: str | None) -> tuple[RuntimeMemory, list[str]]:
+    """The runtime's memory accounting as release ``version`` did it (knowledge/runtimes.yaml memory.eras), and
+    the differences from the pinned release in words. None or a version at or after every era: unchanged."""
+    wanted = version_tuple(version or "")
+    if not wanted:
+        return memory, []
+    out, notes, profile_from_context, seqs = memory, [], False, None
+    for era in memory.eras:  # newest first; older eras override what newer ones set
+        if wanted >= version_tuple(era.before):
+            continue
+        act = out.activation.model_copy(update=dict(era.activation)) if era.activation else out.activation
+        update: dict = {"activation": act}
+        if era.repack is not None:
+            update["repack"] = era.repack
+        if era.utilization_default is not None:
+            update.update(utilization_default=era.utilization_default, reserve_mib=era.reserve_mib)
+        out = out.model_copy(update=update)
+        profile_from_context = profile_from_context or era.profile_tokens_from_context
+        seqs = era.max_num_seqs or seqs
+        notes.append(f"before {era.before}: {era.what}")
+    if profile_from_context or seqs:
+        act = out.activation
+        tiers = tuple(t.model_copy(update={"max_num_seqs": seqs or t.max_num_seqs,
+                                           "max_num_batched_tokens": 0 if profile_from_context else
+                                           t.max_num_batched_tokens}) for t in act.batch_defaults)
+        out = out.model_copy(update={"activation": act.model_copy(update={"batch_defaults": tiers})})
+    return out, notes

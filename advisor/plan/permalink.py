@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from advisor.errors import closest
+from advisor.intake.catalog import catalog_id
 from advisor.intake.hub import REPO_ID
 from advisor.intake.request import CUSTOM_GPU_ID, FAILURE_MODES, PRIORITIES, Endpoint, Request
 from advisor.knowledge.schema import Knowledge
@@ -250,7 +251,10 @@ def check_against(
         hint = f" (did you mean {', '.join(near)}?)" if near else ""
         notes.append(f"unknown {field} {value!r}{hint}; using {fallback}")
 
-    if state.model not in knowledge.models and state.model not in (custom_models or {}) \
+    canonical = catalog_id(knowledge, state.model) if state.model not in (custom_models or {}) else None
+    if canonical is not None and canonical != state.model:  # a short name or alias: the link keeps the catalog id
+        updates["model"] = canonical
+    elif state.model not in knowledge.models and state.model not in (custom_models or {}) \
             and not REPO_ID.match(state.model):
         note("model", state.model, knowledge.models, DEFAULT_MODEL)
         updates["model"] = DEFAULT_MODEL

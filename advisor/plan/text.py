@@ -56,8 +56,10 @@ def render_text(document: dict[str, Any]) -> str:
                      f"sequences{over}, max context {m['max_context']:,}")
         perf = e.get("performance")
         if perf:
-            cost = (f", ${perf['cost_per_million_tokens']:,.2f} per million tokens at ${perf['usd_per_gpu_hour']:g}/GPU-h"
-                    if perf.get("cost_per_million_tokens") is not None else "")
+            cost_band = f" +/-{(perf.get('bands_pct') or {}).get('throughput'):g}%" \
+                if (perf.get("bands_pct") or {}).get("throughput") else ""
+            cost = (f", ${perf['cost_per_million_tokens']:,.2f}{cost_band} per million tokens at "
+                    f"${perf['usd_per_gpu_hour']:g}/GPU-h" if perf.get("cost_per_million_tokens") is not None else "")
             basis = "modelled" if perf.get("speed_backed_by_measurements", True) else "modelled, runtime not measured"
             band = perf.get("bands_pct") or {}
             pm = {name: f" +/-{band[name]:g}%" if band.get(name) else "" for name in ("prefill", "decode", "throughput")}
