@@ -148,6 +148,16 @@ class EndpointContext:
         # The search only needs the rules that reject or change quality; the words (notes, flags, claims) of
         # the rest are added to the few deployments a plan shows (ladder.finish).
         self.gate_rules = [cr for cr in self.rules if cr.static and (cr.rule.effect.reject or cr.rule.effect.quality)]
+        # Verdicts are shared across requests whose gate rules reduced to the same conditions for the same model:
+        # the rules' keys carry the fixed facts they were reduced by (CompiledRule.key).
+        signatures = derived(k, "gate-signatures", dict)
+        sig = (self.model_key, tuple(cr.key for cr in self.gate_rules))
+        self._gate_sig = signatures.setdefault(sig, len(signatures))
+        self._verdicts: dict[tuple, StaticVerdict] = derived(k, "verdicts", dict)
+        if len(self._verdicts) > 200_000:
+            self._verdicts.clear()
+            signatures.clear()
+            self._gate_sig = signatures.setdefault(sig, 0)
         self.static_rules = [cr for cr in self.rules if cr.static]
         self.late_rejects = any(not cr.static and cr.rule.effect.reject for cr in self.rules)
         self.cost_stop_ratio = _cost_stop_ratio(k.priorities[shape.priority])
@@ -294,6 +304,10 @@ class EndpointContext:
         key = (cand.id, kv.id, runtime.id)
         verdict = self._static.get(key)
         if verdict is None:
+            verdict = self._verdicts.get((self._gate_sig, *key))
+            if verdict is not None:
+                self._static[key] = verdict
+        if verdict is None:
             fires = []
             for cr in self.gate_rules:
                 use_c, use_k, use_r = cr.scope
@@ -305,7 +319,7 @@ class EndpointContext:
                     hit = self._fires[slot] = cr.check(self.facts(cand, kv, runtime))
                 if hit:
                     fires.append(cr)
-            verdict = self._static[key] = apply_static(self.k, fires, None)
+            verdict = self._static[key] = self._verdicts[(self._gate_sig, *key)] = apply_static(self.k, fires, None)
         return verdict
 
     def facts(self, cand: Candidate, kv: KVFormat, runtime: Runtime) -> dict:
