@@ -386,6 +386,12 @@ def render(result: Estimate, fmt: str) -> str:
     return render_table(result)
 
 
+def _smaller(factor: float) -> str:
+    if abs(factor - 1) < 0.005:
+        return "the same size"
+    return f"{factor:.2f}x smaller" if factor > 1 else f"{1 / factor:.2f}x larger"
+
+
 def _g(n: float) -> str:
     return f"{n / GIB:,.2f} GiB"
 
@@ -430,7 +436,7 @@ def render_table(r: Estimate) -> str:
     kv_thumb = f" (rule of thumb {s.kv_rule_of_thumb:g}x)" if s.kv_rule_of_thumb else ""
     lines.append("")
     lines.append(
-        f"Against BF16: weights {s.weights_factor:.2f}x smaller{thumb}; KV {s.kv_factor:.2f}x smaller{kv_thumb}."
+        f"Against BF16: weights {_smaller(s.weights_factor)}{thumb}; KV {_smaller(s.kv_factor)}{kv_thumb}."
     )
     lines.append(f"  {s.why}")
     lines.append("")

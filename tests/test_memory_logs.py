@@ -105,3 +105,10 @@ def test_the_issue_cases():
     assert est.fits and abs(est.kv_pool_tokens - 31232) / 31232 <= 0.05
     oss = next(r for r in ROWS if r["id"] == "vllm-27508-gpt-oss-120b-h100-131k-refused")
     assert _estimate(oss).fits is False
+
+
+def test_gpt_oss_120b_on_one_h100_as_vllm_0_11_logged_it():
+    """vllm#27508 (vLLM 0.11.0, utilization 0.95, 131,072 tokens): 1.71 GiB left for the KV cache, refused."""
+    oss = next(r for r in ROWS if r["id"] == "vllm-27508-gpt-oss-120b-h100-131k-refused")
+    est = _estimate(oss)
+    assert abs(est.kv_budget_bytes / GIB - 1.71) / 1.71 <= 0.05 and est.fits is False

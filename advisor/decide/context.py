@@ -98,6 +98,9 @@ class EndpointContext:
         self._overhead: dict[tuple, int] = {}
         self._visible: int | None = None
         self._util: dict[tuple[str, int], tuple[float, int]] = {}
+        self._phases: dict[tuple, object] = {}
+        self._speed_ranges: dict | None = None  # prefill passes by model cost, KV, runtime, TP and tokens
+        self._loaded: dict[tuple[str, str, int], int] = {}
         self._quality: dict[tuple, Quality] = {}
         self._static: dict[tuple[str, str, str], StaticVerdict] = {}
         self._facts: dict[tuple[str, str, str], dict] = {}
@@ -248,6 +251,13 @@ class EndpointContext:
                 max_num_seqs=seqs).per_gpu
         return self._overhead[key]
 
+    def loaded(self, cand: Candidate, runtime: Runtime, tp: int) -> int:
+        """One GPU's weights as `runtime` holds them at tensor parallel `tp` (cached)."""
+        key = (cand.id, runtime.id, tp)
+        if key not in self._loaded:
+            self._loaded[key] = self.weights(cand).loaded_per_gpu(runtime, self.gpu, tp)
+        return self._loaded[key]
+
     def visible_bytes(self) -> int:
         """What the runtime sees as one GPU's total (gpus.yaml visible_gib, or less the driver's reserve)."""
         if self._visible is None:
@@ -272,7 +282,7 @@ class EndpointContext:
         """One replica's speed at `concurrency` requests of the endpoint's prompt and output lengths."""
         perf = speed(self.weights(cand).cost, kv, self.gpu, tp, self.activations(cand),
                      cand.weight_only and cand.tier < 16, self.shape.prompt_tokens, self.shape.output_tokens,
-                     concurrency, self._speed_rows[runtime.id], self.price, explain=explain)
+                     concurrency, self._speed_rows[runtime.id], self.price, explain=explain, cache=self._phases)
         return with_bands(perf, self.k.decision) if explain else perf
 
     def quality(self, cand: Candidate, kv: KVFormat, adjustments: tuple[Adjustment, ...]) -> Quality:
@@ -293,8 +303,9 @@ class EndpointContext:
         """Do published measurements (knowledge/perf_measurements.yaml) back this runtime's speed constants at
         this concurrency per replica (or anywhere from `concurrency` to `up_to`) and GPU count? Outside that
         range the roofline runs on assumed fractions."""
-        ranges = derived(self.k, "speed-evidence", lambda: _speed_evidence(self.k))
-        bounds = ranges.get(runtime.id)
+        if self._speed_ranges is None:
+            self._speed_ranges = derived(self.k, "speed-evidence", lambda: _speed_evidence(self.k))
+        bounds = self._speed_ranges.get(runtime.id)
         top = concurrency if up_to is None else up_to
         return bool(bounds) and bounds[0] <= top and concurrency <= bounds[1] and tp <= bounds[2]
 

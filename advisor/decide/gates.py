@@ -154,7 +154,7 @@ def memory_fit(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Run
                concurrency: int) -> MemoryFit:
     """Per GPU of one replica holding `concurrency` sequences of the endpoint's context."""
     w = ctx.weights(cand)
-    w_gpu = w.loaded_per_gpu(runtime, ctx.gpu, tp)
+    w_gpu = ctx.loaded(cand, runtime, tp)
     overhead = ctx.overhead(runtime, tp, concurrency)
     capacity = ctx.visible_bytes()
     util, non_torch = ctx.utilization(runtime, tp)

@@ -163,8 +163,11 @@ def _matmul_seconds(cost: ModelCost, tokens: float, flops_per_param: float, rate
 
 def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, weight_only: bool,
           prompt_tokens: int, output_tokens: int, concurrency: int, rt: RuntimeSpeed,
-          usd_per_gpu_hour: float | None = None, *, explain: bool = False) -> Performance:
+          usd_per_gpu_hour: float | None = None, *, explain: bool = False, cache: dict | None = None) -> Performance:
     """One replica of `tp` GPUs serving `concurrency` requests of `prompt_tokens` in, `output_tokens` out.
+
+    `cache` (optional) keeps prefill passes, which do not depend on the concurrency, between calls for the same
+    model cost, KV format, GPU and runtime (the search passes one dict per endpoint).
 
     Returns times in ms, tokens/s and USD per million output tokens (None without a price). `explain` adds the
     assumptions in words (the search leaves them out of the hundreds of options it only compares).
@@ -194,10 +197,16 @@ def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, we
     moe_floor = cost.moe_layers * rt.moe_layer_floor_us * 1e-6
 
     def prefill_pass(tokens: float, positions: float) -> Phase:
+        key = (id(cost), kv.id, gpu.id, tp, precision, weight_only, rt.id, tokens, positions)
+        if cache is not None and key in cache:
+            return cache[key]
         compute = (_matmul_seconds(cost, tokens, per_param, prefill_rate, half)
                    + cost.attention_flops(positions / 2, tokens) / prefill_rate)
-        return _phase(compute, (cost.weight_bytes_touched(tokens) + kv_per_token * tokens * layers) / bandwidth,
-                      _allreduce_seconds(arch, gpu, tp, tokens, rt), rt.prefill_overhead_ms / 1000 + moe_floor)
+        phase = _phase(compute, (cost.weight_bytes_touched(tokens) + kv_per_token * tokens * layers) / bandwidth,
+                       _allreduce_seconds(arch, gpu, tp, tokens, rt), rt.prefill_overhead_ms / 1000 + moe_floor)
+        if cache is not None:
+            cache[key] = phase
+        return phase
 
     # prefill: one prompt of P tokens
     p = prompt_tokens
