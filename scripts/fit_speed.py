@@ -42,6 +42,9 @@ SHARED = {
     "allreduce_nvlink_efficiency": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
     "allreduce_pcie_efficiency": [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0],
 }
+# parameters with a kernel argument for one runtime only (llama.cpp's MMQ rate per SM; GDDR vs HBM streaming)
+ONLY_FOR = {"max_matmul_tflops": ("llama.cpp",), "max_matmul_tflops_per_sm": ("llama.cpp",),
+            "memory_efficiency_hbm": ("llama.cpp",)}
 # runtimes fitted on their own rows; the others take the constants of the runtime named (same kernel families)
 FITTED = ("vllm", "tensorrt-llm", "llama.cpp")
 TIED = {"sglang": "vllm", "tgi": "vllm"}
@@ -80,6 +83,8 @@ def fit(rows, base, start, passes):
             if group != "shared" and not any(TIED.get(p.row.runtime, p.row.runtime) == group for p in rows):
                 continue
             for name, values in grid.items():
+                if group != "shared" and group not in ONLY_FOR.get(name, (group,)):
+                    continue
                 for v in values:
                     trial = {key: dict(value) for key, value in params.items()}
                     trial[group][name] = v

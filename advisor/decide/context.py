@@ -19,7 +19,7 @@ from advisor.knowledge.schema import GPU, Candidate, Checkpoint, Knowledge, KVFo
 from advisor.physics import gguf, memory
 from advisor.physics.architecture import tensor_inventory
 from advisor.physics.estimate import gpu_price, resolve_layout
-from advisor.physics.performance import ModelCost, Performance, speed, with_bands
+from advisor.physics.performance import ModelCost, Performance, chunk_tokens_for, speed, with_bands
 from advisor.physics.quality import Adjustment, Quality, expected_quality, size_bucket
 
 # Facts known before memory, speed and quality are computed; rules naming only these run once per
@@ -282,7 +282,8 @@ class EndpointContext:
         """One replica's speed at `concurrency` requests of the endpoint's prompt and output lengths."""
         perf = speed(self.weights(cand).cost, kv, self.gpu, tp, self.activations(cand),
                      cand.weight_only and cand.tier < 16, self.shape.prompt_tokens, self.shape.output_tokens,
-                     concurrency, self._speed_rows[runtime.id], self.price, explain=explain, cache=self._phases)
+                     concurrency, self._speed_rows[runtime.id], self.price, explain=explain, cache=self._phases,
+                     chunk_tokens=chunk_tokens_for(runtime.memory, self.gpu, tp))
         return with_bands(perf, self.k.decision) if explain else perf
 
     def quality(self, cand: Candidate, kv: KVFormat, adjustments: tuple[Adjustment, ...]) -> Quality:

@@ -101,6 +101,7 @@ class Prepared(BaseModel):
     activations: str
     weight_only: bool
     concurrency: int
+    chunk_tokens: int | None = None  # the runtime's prompt tokens per pass on this GPU
     note: str = ""
 
 
@@ -108,7 +109,7 @@ def prepare(row: PerfMeasurement, k: Knowledge) -> Prepared | None:
     """The inputs :func:`advisor.physics.performance.speed` takes for this row (None: it cannot be modelled)."""
     from advisor.intake.catalog import resolve_model
     from advisor.physics.estimate import default_activations, resolve_layout
-    from advisor.physics.performance import ModelCost
+    from advisor.physics.performance import ModelCost, chunk_tokens_for
 
     check = predict(row, k)
     if check.modelled is None:
@@ -120,7 +121,8 @@ def prepare(row: PerfMeasurement, k: Knowledge) -> Prepared | None:
     quantized = any(st.quantized for g, st in layout.groups.items() if g in ("attention", "mlp", "experts"))
     return Prepared(row=row, cost=ModelCost(model.architecture, layout), kv=k.kv_formats[row.kv], gpu=gpu,
                     activations=activations, weight_only=quantized and activations in ("bf16", "fp16"),
-                    concurrency=check.concurrency_used or row.concurrency, note=check.note)
+                    concurrency=check.concurrency_used or row.concurrency, note=check.note,
+                    chunk_tokens=chunk_tokens_for(k.runtimes[row.runtime].memory, gpu, row.gpus))
 
 
 def modelled(p: Prepared, rt: RuntimeSpeed) -> float:
@@ -129,7 +131,7 @@ def modelled(p: Prepared, rt: RuntimeSpeed) -> float:
 
     r = p.row
     perf = speed(p.cost, p.kv, p.gpu, r.gpus, p.activations, p.weight_only, r.prompt_tokens, r.output_tokens,
-                 p.concurrency, rt)
+                 p.concurrency, rt, chunk_tokens=p.chunk_tokens)
     return {
         "ttft_ms": perf.ttft_ms,
         "tpot_ms": perf.tpot_ms,

@@ -15,7 +15,7 @@ from advisor.knowledge.schema import GPU, Knowledge, KVFormat, Runtime, WeightSc
 from advisor.physics import gguf, memory
 from advisor.physics.architecture import Architecture
 from advisor.physics.memory import GIB
-from advisor.physics.performance import Performance, estimate_speed, with_bands
+from advisor.physics.performance import Performance, chunk_tokens_for, estimate_speed, with_bands
 
 DEFAULT_CONTEXT = 4096
 DEFAULT_RUNTIME = "vllm"
@@ -346,8 +346,9 @@ def _performance(k: Knowledge, request: EstimateRequest, arch, scheme: WeightSch
     price = request.usd_per_gpu_hour or gpu_price(k, gpu.id)
     quantized = any(st.quantized for g, st in layout.groups.items() if g in ("attention", "mlp", "experts"))
     weight_only = quantized and activations in ("bf16", "fp16")
+    chunk = request.max_num_batched_tokens or chunk_tokens_for(runtime.memory, gpu, request.gpus)
     return with_bands(estimate_speed(arch, layout, kv, gpu, request.gpus, activations, weight_only, prompt, output,
-                                     request.concurrency, speed, price), k.decision)
+                                     request.concurrency, speed, price, chunk), k.decision)
 
 
 def gpu_price(k: Knowledge, gpu_id: str) -> float | None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from advisor.fastmodel import construct
-from advisor.knowledge.schema import GPU, KVFormat, RuntimeSpeed
+from advisor.knowledge.schema import GPU, KVFormat, RuntimeMemory, RuntimeSpeed
 from advisor.physics.architecture import Architecture, tensor_inventory
 from advisor.physics.memory import Layout, weight_breakdown
 
@@ -163,9 +163,11 @@ def _matmul_seconds(cost: ModelCost, tokens: float, flops_per_param: float, rate
 
 def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, weight_only: bool,
           prompt_tokens: int, output_tokens: int, concurrency: int, rt: RuntimeSpeed,
-          usd_per_gpu_hour: float | None = None, *, explain: bool = False, cache: dict | None = None) -> Performance:
+          usd_per_gpu_hour: float | None = None, *, explain: bool = False, cache: dict | None = None,
+          chunk_tokens: int | None = None) -> Performance:
     """One replica of `tp` GPUs serving `concurrency` requests of `prompt_tokens` in, `output_tokens` out.
 
+    `chunk_tokens` is the runtime's prompt tokens per pass on this GPU (default: speed.yaml prefill_chunk_tokens);
     `cache` (optional) keeps prefill passes, which do not depend on the concurrency, between calls for the same
     model cost, KV format, GPU and runtime (the search passes one dict per endpoint).
 
@@ -225,7 +227,8 @@ def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, we
     # For throughput, prompts are prefilled together in passes of up to the runtime's prefill_chunk_tokens
     # (knowledge/speed.yaml), one weight read per pass, as vLLM's max_num_batched_tokens and TensorRT-LLM's
     # max_num_tokens do; TTFT above is one prompt alone.
-    per_chunk = max(1, rt.prefill_chunk_tokens // p)
+    chunk_size = chunk_tokens or rt.prefill_chunk_tokens
+    per_chunk = max(1, chunk_size // p)
     together = min(per_chunk, b)
     chunk = prefill_pass(p * together, p)
     cycle = b * chunk.seconds / together + output_tokens * decode.seconds
@@ -248,7 +251,7 @@ def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, we
             f"{rt.step_overhead_ms:g} ms per step" + (f" + {rt.step_overhead_per_seq_ms:g} ms per sequence"
                                                       if rt.step_overhead_per_seq_ms else ""),
             "TTFT is one prompt's prefill with no queueing; under load, requests also wait for each other",
-            f"throughput interleaves prompts (prefilled together, up to {rt.prefill_chunk_tokens:,} tokens a pass) "
+            f"throughput interleaves prompts (prefilled together, up to {chunk_size:,} tokens a pass) "
             "with the batch's decode steps (continuous batching)",
         ] + ([f"MoE experts as grouped GEMMs: {cost.top_k} of {cost.routed} experts per token, "
               f"at least {rt.moe_layer_floor_us:g} us per MoE layer and step"] if cost.routed else []) \
@@ -272,6 +275,14 @@ def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, we
     )
 
 
+def chunk_tokens_for(memory: RuntimeMemory, gpu: GPU, tp: int = 1) -> int | None:
+    """The prompt tokens the runtime prefills per pass on this GPU by default: its memory model's batch tier
+    (vLLM: 2,048 below 70 GiB and on A100s, 8,192 above, 16,384 from 160 GiB; SGLang's chunked prefill), or None
+    where the runtime has no tiers (speed.yaml prefill_chunk_tokens then)."""
+    tier = memory.activation.batch_default(gpu.memory_gib, gpu.name, tp)
+    return tier.max_num_batched_tokens if tier and tier.max_num_batched_tokens else None
+
+
 def with_bands(perf: Performance, decision: dict) -> Performance:
     """`perf` with its +/- bands: prefill (TTFT), decode (time per token) and throughput (tokens/s in all, and the
     cost that follows), from decision.yaml speed-band-*-pct (the held-out error of scripts/fit_speed.py)."""
@@ -287,7 +298,8 @@ def band_text(value: float, pct: float | None, unit: str, digits: int = 0) -> st
 
 def estimate_speed(arch: Architecture, layout: Layout, kv: KVFormat, gpu: GPU, tp: int, activations: str,
                    weight_only: bool, prompt_tokens: int, output_tokens: int, concurrency: int,
-                   rt: RuntimeSpeed, usd_per_gpu_hour: float | None = None) -> Performance:
+                   rt: RuntimeSpeed, usd_per_gpu_hour: float | None = None,
+                   chunk_tokens: int | None = None) -> Performance:
     """:func:`speed` for one configuration, with its assumptions in words (the `estimate --perf` path)."""
     return speed(ModelCost(arch, layout), kv, gpu, tp, activations, weight_only, prompt_tokens, output_tokens,
-                 concurrency, rt, usd_per_gpu_hour, explain=True)
+                 concurrency, rt, usd_per_gpu_hour, explain=True, chunk_tokens=chunk_tokens)
