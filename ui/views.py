@@ -106,16 +106,16 @@ def _metrics(endpoint: dict) -> None:
     held = " The band is the 80th percentile of the model's error on held-out published measurements."
 
     def label(name: str, key: str) -> str:  # the band in the label, so a narrow column never cuts it off
-        return f"{name} (±{band[key]:g}%)" if band.get(key) else name
+        return f"{name} ±{band[key]:g}%" if band.get(key) else name
 
-    cols[1].metric(label("Time per token", "decode"), f"{perf.get('tpot_ms', 0):,.1f} ms",
-                   help="modelled, at this concurrency." + (held if band else ""))
-    cols[2].metric(label("First token", "prefill"), f"{perf.get('ttft_ms', 0):,.0f} ms",
-                   help="one prompt's prefill, no queueing." + (held if band else ""))
+    cols[1].metric(label("TPOT", "decode"), f"{perf.get('tpot_ms', 0):,.1f} ms",
+                   help="time per output token, modelled, at this concurrency." + (held if band else ""))
+    cols[2].metric(label("TTFT", "prefill"), f"{perf.get('ttft_ms', 0):,.0f} ms",
+                   help="time to first token: one prompt's prefill, no queueing." + (held if band else ""))
     cols[3].metric(label("Tokens/s", "throughput"), f"{perf.get('throughput_tokens_per_s', 0):,.0f}",
                    help="output tokens per second, all requests and replicas, prefill included." + (held if band else ""))
     cost = perf.get("cost_per_million_tokens")
-    cols[4].metric(label("Cost / M tokens", "throughput"), "-" if cost is None else f"${cost:,.2f}",
+    cols[4].metric(label("Cost/M tok", "throughput"), "-" if cost is None else f"${cost:,.2f}",
                    help=f"at ${perf.get('usd_per_gpu_hour') or 0:g} per GPU-hour" if cost is not None
                    else "no price on file: set your price per GPU-hour")
     layout = f"TP{d['tensor_parallel']}" + (f" × {d['replicas']} replicas" if d["replicas"] > 1 else "")
