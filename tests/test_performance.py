@@ -184,3 +184,10 @@ def test_speed_curves_follow_the_pick_and_stop_fitting_past_its_room():
     assert [p["fits"] for p in series[0]["points"]] == [
         p["concurrency"] <= pick.memory.max_concurrency for p in series[0]["points"]
     ]
+
+
+def test_pcie_threshold_is_the_knowledge_figure():
+    from advisor.physics.performance import PCIE_MAX_GBPS, link_kind
+
+    assert K.decision["pcie-link-max-gbps"].value == PCIE_MAX_GBPS
+    assert link_kind(K.gpus["l40s"]) == "pcie" and link_kind(K.gpus["h100-sxm"]) == "nvlink"

@@ -98,8 +98,9 @@ class EndpointContext:
         self._overhead: dict[tuple, int] = {}
         self._visible: int | None = None
         self._util: dict[tuple[str, int], tuple[float, int]] = {}
-        self._phases: dict[tuple, object] = {}
-        self._speed_ranges: dict | None = None  # prefill passes by model cost, KV, runtime, TP and tokens
+        self._phases: dict[tuple, object] = {}  # prefill passes by model cost, KV, runtime, TP and tokens
+        self._speed_ranges: dict | None = None
+        self._chunks: dict[tuple[str, int], int | None] = {}  # prompt tokens per pass, by runtime and TP
         self._loaded: dict[tuple[str, str, int], int] = {}
         self._quality: dict[tuple, Quality] = {}
         self._static: dict[tuple[str, str, str], StaticVerdict] = {}
@@ -270,8 +271,7 @@ class EndpointContext:
         key = (runtime.id, tp)
         if key not in self._util:
             m = runtime.memory
-            self._util[key] = (memory.default_utilization(m, self.visible_bytes(), tp),
-                               math.ceil((m.non_torch_gib_single if tp == 1 else m.non_torch_gib_multi) * memory.GIB))
+            self._util[key] = (memory.default_utilization(m, self.visible_bytes(), tp), memory.non_torch_bytes(m, tp))
         return self._util[key]
 
     def activations(self, cand: Candidate) -> str:
@@ -283,8 +283,14 @@ class EndpointContext:
         perf = speed(self.weights(cand).cost, kv, self.gpu, tp, self.activations(cand),
                      cand.weight_only and cand.tier < 16, self.shape.prompt_tokens, self.shape.output_tokens,
                      concurrency, self._speed_rows[runtime.id], self.price, explain=explain, cache=self._phases,
-                     chunk_tokens=chunk_tokens_for(runtime.memory, self.gpu, tp))
+                     chunk_tokens=self._chunk_tokens(runtime, tp))
         return with_bands(perf, self.k.decision) if explain else perf
+
+    def _chunk_tokens(self, runtime: Runtime, tp: int) -> int | None:
+        key = (runtime.id, tp)
+        if key not in self._chunks:
+            self._chunks[key] = chunk_tokens_for(runtime.memory, self.gpu, tp)
+        return self._chunks[key]
 
     def quality(self, cand: Candidate, kv: KVFormat, adjustments: tuple[Adjustment, ...]) -> Quality:
         key = (cand.id, kv.id, adjustments)

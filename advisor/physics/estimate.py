@@ -223,7 +223,8 @@ def estimate(request: EstimateRequest, knowledge: Knowledge | None = None) -> Es
         max_conc = memory.max_concurrency(arch, kv, request.context, budget, tp)
         max_ctx = memory.max_context(arch, kv, request.concurrency, budget, tp, limit)
         if not fits:
-            hints = _fit_hints(runtime, arch, tp, request, visible, loaded, overhead, kv_gpu, util, gpu_gib, gpu)
+            hints = _fit_hints(runtime, arch, tp, request, visible, loaded, overhead, kv_gpu, util, gpu_gib, gpu,
+                               k.decision["fit-hint-max-utilization"].value)
 
     overhead_gpu = overhead.per_gpu + headroom_gpu
     bf16_layout = memory.build_layout(k.schemes["bf16"], k.formats)
@@ -297,14 +298,16 @@ def estimate(request: EstimateRequest, knowledge: Knowledge | None = None) -> Es
 
 
 def _fit_hints(runtime: Runtime, arch: Architecture, tp: int, request: EstimateRequest, visible: int, loaded: int,
-               overhead: memory.Overhead, kv_gpu: int, util: float, gpu_gib: float, gpu: GPU) -> list[str]:
-    """Settings under which a configuration that does not fit would start: a higher memory fraction (up to 0.98),
+               overhead: memory.Overhead, kv_gpu: int, util: float, gpu_gib: float, gpu: GPU,
+               max_utilization: float) -> list[str]:
+    """Settings under which a configuration that does not fit would start: a higher memory fraction (up to
+    ``max_utilization``, decision.yaml fit-hint-max-utilization),
     or, for a runtime that profiles its sampler, a sequence limit of the concurrency asked for."""
     hints = []
     m = runtime.memory
     if m.utilization_of == "total":
         needed = (loaded + overhead.per_gpu + kv_gpu) / visible
-        if util < needed <= 0.98:
+        if util < needed <= max_utilization:
             hints.append(f"it fits at {m.utilization_flag or 'a memory fraction of'} {needed + 0.005:.2f} "
                          f"(instead of {util:g})")
     if m.activation.kind == "profile" and (overhead.max_num_seqs or 0) > request.concurrency:

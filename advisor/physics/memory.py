@@ -334,6 +334,12 @@ def forward_bytes_per_token(arch: Architecture, tensor_parallel: int = 1, dtype_
     return dtype_bytes * (per + 2 * arch.hidden_size)
 
 
+def non_torch_bytes(memory: RuntimeMemory, tensor_parallel: int) -> int:
+    """CUDA context, NCCL and other memory outside PyTorch's allocator on one GPU (runtimes.yaml non_torch_gib_*)."""
+    gib = memory.non_torch_gib_single if tensor_parallel <= 1 else memory.non_torch_gib_multi
+    return math.ceil(gib * GIB)
+
+
 def runtime_overhead(memory: RuntimeMemory, arch: Architecture, tensor_parallel: int, total_tokens: int, *,
                      gpu_gib: float = 80.0, gpu_name: str = "", max_num_seqs: int | None = None,
                      max_num_batched_tokens: int | None = None, enforce_eager: bool = False,
@@ -348,7 +354,6 @@ def runtime_overhead(memory: RuntimeMemory, arch: Architecture, tensor_parallel:
     """
     act = memory.activation
     tp = max(1, tensor_parallel)
-    non_torch = memory.non_torch_gib_single if tp == 1 else memory.non_torch_gib_multi
     graph = 0.0
     tokens = seqs = None
     if act.kind == "constant":
@@ -378,7 +383,7 @@ def runtime_overhead(memory: RuntimeMemory, arch: Architecture, tensor_parallel:
         activation = max(forward, sampler)
         graph = 0.0 if enforce_eager else (act.cuda_graph_gib + act.cuda_graph_gib_per_layer * arch.num_layers) * GIB
         key = (f"profile pass: {tokens:,} tokens" if forward >= sampler else f"sampler profile: {seqs:,} sequences")
-    return construct(Overhead, activation_per_gpu=math.ceil(activation), non_torch_per_gpu=math.ceil(non_torch * GIB),
+    return construct(Overhead, activation_per_gpu=math.ceil(activation), non_torch_per_gpu=non_torch_bytes(memory, tp),
                      cuda_graph_per_gpu=math.ceil(graph), activation_class=key, max_num_batched_tokens=tokens,
                      max_num_seqs=seqs)
 

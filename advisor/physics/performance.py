@@ -120,7 +120,7 @@ class ModelCost:
         return kv.bytes_per_vector(self.kv_dim) * self.kv_vectors
 
 
-PCIE_MAX_GBPS = 128.0  # gpus.yaml interconnect_gbps at or below this is a PCIe link (Gen5 x16 bidirectional)
+PCIE_MAX_GBPS = 128.0  # decision.yaml pcie-link-max-gbps: at or below it, gpus.yaml interconnect_gbps is a PCIe link
 
 
 def link_kind(gpu: GPU) -> str:
