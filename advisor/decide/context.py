@@ -102,6 +102,8 @@ class EndpointContext:
         self._speed_ranges: dict | None = None
         self._chunks: dict[tuple[str, int], int | None] = {}  # prompt tokens per pass, by runtime and TP
         self._loaded: dict[tuple[str, str, int], int] = {}
+        self.fits: dict[tuple, object] = {}  # MemoryFit by candidate, KV, runtime, TP and concurrency (gates.memory_fit)
+        self._speeds: dict[tuple, Performance] = {}
         self._quality: dict[tuple, Quality] = {}
         self._static: dict[tuple[str, str, str], StaticVerdict] = {}
         self._facts: dict[tuple[str, str, str], dict] = {}
@@ -202,7 +204,7 @@ class EndpointContext:
             native = (n.scheme, tuple(sorted(n.overrides.items())), n.group_size, n.checkpoint_bytes)
             full = (self.arch, native, *key)
             if full not in shared:
-                if len(shared) > 512:
+                if len(shared) > 4096:  # the catalog's 25 models x 40 candidates stay; custom models cycle out
                     shared.clear()
                 shared[full] = Weights(self.k, self.model, cand)
             self._weights[key] = shared[full]
@@ -279,12 +281,21 @@ class EndpointContext:
 
     def speed(self, cand: Candidate, kv: KVFormat, runtime: Runtime, tp: int, concurrency: int,
               explain: bool = False) -> Performance:
-        """One replica's speed at `concurrency` requests of the endpoint's prompt and output lengths."""
+        """One replica's speed at `concurrency` requests of the endpoint's prompt and output lengths (cached unless
+        explained)."""
+        key = (cand.id, kv.id, runtime.id, tp, concurrency)
+        if not explain:
+            perf = self._speeds.get(key)
+            if perf is not None:
+                return perf
         perf = speed(self.weights(cand).cost, kv, self.gpu, tp, self.activations(cand),
                      cand.weight_only and cand.tier < 16, self.shape.prompt_tokens, self.shape.output_tokens,
                      concurrency, self._speed_rows[runtime.id], self.price, explain=explain, cache=self._phases,
                      chunk_tokens=self._chunk_tokens(runtime, tp))
-        return with_bands(perf, self.k.decision) if explain else perf
+        if explain:
+            return with_bands(perf, self.k.decision)
+        self._speeds[key] = perf
+        return perf
 
     def _chunk_tokens(self, runtime: Runtime, tp: int) -> int | None:
         key = (runtime.id, tp)
@@ -321,23 +332,33 @@ class EndpointContext:
         is evaluated once per distinct value of the facts it reads)."""
         key = (cand.id, kv.id, runtime.id)
         verdict = self._static.get(key)
+        if verdict is not None:
+            return verdict
+        shared_key = (self._gate_sig, *key)
+        verdict = self._verdicts.get(shared_key)
         if verdict is None:
-            verdict = self._verdicts.get((self._gate_sig, *key))
-            if verdict is not None:
-                self._static[key] = verdict
-        if verdict is None:
-            fires = []
+            fired: list[CompiledRule] = []
+            facts = None
+            # a candidate's facts depend on the model too (a published checkpoint, the native layout)
+            cand_slot = (cand.id, self.model_key)
             for cr in self.gate_rules:
                 use_c, use_k, use_r = cr.scope
-                # a candidate's facts depend on the model too (a published checkpoint, the native layout)
-                slot = (cr.key, (cand.id, self.model_key) if use_c else None, kv.id if use_k else None,
-                        runtime.id if use_r else None)
+                slot = (cr.key, cand_slot if use_c else None, kv.id if use_k else None, runtime.id if use_r else None)
                 hit = self._fires.get(slot)
                 if hit is None:
-                    hit = self._fires[slot] = cr.check(self.facts(cand, kv, runtime))
+                    if facts is None:
+                        facts = self.facts(cand, kv, runtime)
+                    hit = self._fires[slot] = cr.check(facts)
                 if hit:
-                    fires.append(cr)
-            verdict = self._static[key] = self._verdicts[(self._gate_sig, *key)] = apply_static(self.k, fires, None)
+                    fired.append(cr)
+            # what the fired rules say depends only on which rules fired: one shared verdict per set
+            by_rules = derived(self.k, "verdict-by-rules", dict)
+            names = tuple(cr.rule.id for cr in fired)
+            verdict = by_rules.get(names)
+            if verdict is None:
+                verdict = by_rules[names] = apply_static(self.k, fired, None)
+            self._verdicts[shared_key] = verdict
+        self._static[key] = verdict
         return verdict
 
     def facts(self, cand: Candidate, kv: KVFormat, runtime: Runtime) -> dict:

@@ -152,7 +152,17 @@ def group_split_reason(ctx: EndpointContext, cand: Candidate, tp: int) -> Reason
 # --------------------------------------------------------------------------- memory
 def memory_fit(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Runtime, tp: int,
                concurrency: int) -> MemoryFit:
-    """Per GPU of one replica holding `concurrency` sequences of the endpoint's context."""
+    """Per GPU of one replica holding `concurrency` sequences of the endpoint's context (cached per endpoint: a
+    second search pass and the ladder ask again)."""
+    key = (cand.id, kv.id, runtime.id, tp, concurrency)
+    fit = ctx.fits.get(key)
+    if fit is None:
+        fit = ctx.fits[key] = _memory_fit(ctx, cand, kv, runtime, tp, concurrency)
+    return fit
+
+
+def _memory_fit(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Runtime, tp: int,
+                concurrency: int) -> MemoryFit:
     w = ctx.weights(cand)
     w_gpu = ctx.loaded(cand, runtime, tp)
     overhead = ctx.overhead(runtime, tp, concurrency)

@@ -995,10 +995,20 @@ def scheme_bytes(arch: Architecture, scheme_id: str) -> int | None:
     ftype = scheme_id.removeprefix("gguf-").upper()
     if ftype not in FTYPES:
         return None
-    try:
-        return gguf_bytes(arch, ftype, imatrix=ftype.startswith("IQ"))
-    except AdvisorInputError:
-        return None
+    key = (arch, ftype)
+    if key not in _SCHEME_BYTES:
+        if len(_SCHEME_BYTES) >= _SCHEME_BYTES_MAX:  # bounded: custom architectures come from users
+            _SCHEME_BYTES.clear()
+        try:
+            _SCHEME_BYTES[key] = gguf_bytes(arch, ftype, imatrix=ftype.startswith("IQ"))
+        except AdvisorInputError:
+            _SCHEME_BYTES[key] = None
+    return _SCHEME_BYTES[key]
+
+
+# per-tensor type choice is a pure function of the architecture and the type: computed once per pair
+_SCHEME_BYTES: dict[tuple[Architecture, str], int | None] = {}
+_SCHEME_BYTES_MAX = 4096
 
 
 def _group_of(name: str) -> str:
