@@ -41,6 +41,7 @@ SHARED = {
     "moe_layer_floor_us": [0.0, 5.0, 10.0, 20.0, 40.0, 80.0],
     "allreduce_nvlink_efficiency": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
     "allreduce_pcie_efficiency": [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0],
+    "allreduce_latency_us": [5.0, 10.0, 20.0, 30.0, 40.0, 60.0],
 }
 # parameters with a kernel argument for one runtime only (llama.cpp's MMQ rate per SM; GDDR vs HBM streaming)
 ONLY_FOR = {"max_matmul_tflops": ("llama.cpp",), "max_matmul_tflops_per_sm": ("llama.cpp",),

@@ -142,12 +142,12 @@ def test_every_measurement_can_be_modelled_and_a_third_is_held_out():
 
 def test_held_out_error_stays_where_the_readme_says():
     """The constants in speed.yaml were fitted without these rows (scripts/fit_speed.py). The issue's targets are 85%
-    within target and a median under 15%; the README reports where the model stands (84%, 15.6%): this keeps it
+    within target and a median under 15%; the README reports where the model stands (86%, 16.0%): this keeps it
     from sliding back."""
     errors = _errors(HELD_OUT)
     inside = sum(abs(e) <= TARGETS[p.row.metric] for p, e in errors)
-    assert inside / len(errors) >= 0.8
-    assert statistics.median(abs(e) for _, e in errors) <= 16
+    assert inside / len(errors) >= 0.85
+    assert statistics.median(abs(e) for _, e in errors) <= 16.5
 
 
 def test_bands_are_the_held_out_80th_percentile_by_regime():
@@ -164,7 +164,7 @@ def test_the_issue_speed_case():
                                  perf=True, prompt_tokens=8192, output_tokens=128, context=8320), K)
     assert abs(e.tpot_ms - 31.3) / 31.3 <= 0.25
     assert abs(e.ttft_ms - 1064) / 1064 <= 0.25
-    assert e.performance.bands_pct == {"prefill": 30, "decode": 40, "throughput": 25}
+    assert e.performance.bands_pct == {"prefill": 30, "decode": 35, "throughput": 25}
 
 
 def test_speed_curves_follow_the_pick_and_stop_fitting_past_its_room():
