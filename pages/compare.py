@@ -6,7 +6,7 @@ import streamlit as st
 
 from advisor.plan.document import memory_per_gpu
 from ui import charts
-from ui.frame import current_state, or_stop, page_frame, recommend_result, request_for, show_url_notes
+from ui.frame import current_state, or_stop, page_frame, recommend_result, request_for, safe_text, show_url_notes
 
 knowledge = page_frame("Compare")
 st.title("Compare configurations")
@@ -18,7 +18,8 @@ names = [e.shape.name for e in result.endpoints]
 chosen = st.selectbox("Endpoint", names, key="compare_endpoint") if len(names) > 1 else names[0]
 endpoint = result.endpoints[names.index(chosen)]
 st.caption(
-    f"{result.model.name} on {state.gpus} x {result.gpu.name} · {endpoint.shape.workload.name}, "
+    f"{safe_text(result.model.name)} on {state.gpus} x {safe_text(result.gpu.name)} · "
+    f"{safe_text(endpoint.shape.workload.name)}, "
     f"{endpoint.shape.concurrency} x {endpoint.shape.context:,} tokens, priority {endpoint.shape.priority}. "
     "Change these on the Plan page."
 )

@@ -9,7 +9,7 @@ import streamlit as st
 from advisor.errors import AdvisorInputError
 from advisor.physics.estimate import EstimateRequest, estimate
 from advisor.physics.memory import GB, GIB
-from ui.frame import page_frame
+from ui.frame import page_frame, safe_message, safe_text
 
 knowledge = page_frame("Memory calculator")
 
@@ -53,7 +53,7 @@ try:
         knowledge,
     )
 except AdvisorInputError as exc:
-    st.error(str(exc))
+    st.error(safe_message(exc))
     st.stop()
 
 if result.fits:
@@ -106,13 +106,13 @@ st.dataframe(
 )
 st.write(
     f"Against BF16: weights **{result.savings.weights_factor:.2f}x** smaller, KV "
-    f"**{result.savings.kv_factor:.2f}x** smaller. {result.savings.why}"
+    f"**{result.savings.kv_factor:.2f}x** smaller. {safe_text(result.savings.why, None)}"
 )
 with st.expander("Assumptions and sources"):
     for line in result.warnings:
-        st.warning(line)
+        st.warning(safe_text(line, None))
     for line in result.assumptions:
-        st.markdown(f"- {line}")
+        st.markdown(f"- {safe_text(line, None)}")
     st.markdown("**Sources**")
     for src in result.sources:
         st.markdown(f"- `{src}`")

@@ -8,7 +8,7 @@ from advisor.decide.gpu_picker import pick_gpus
 from advisor.errors import AdvisorInputError
 from advisor.intake.request import Request
 from ui import charts
-from ui.frame import current_state, page_frame, request_for, show_url_notes
+from ui.frame import current_state, page_frame, request_for, safe_message, safe_text, show_url_notes
 
 knowledge = page_frame("GPU picker")
 st.title("GPU picker")
@@ -39,12 +39,13 @@ targets = [
     if t
 ]
 st.caption(
-    f"{state.model} · endpoint {chosen!r} · targets: {', '.join(targets) or 'none (set them on the Plan page)'}. "
+    f"{safe_text(state.model)} · endpoint {safe_text(chosen, 32)} · targets: "
+    f"{', '.join(targets) or 'none (set them on the Plan page)'}. "
     "Counts 1, 2, 4 and 8 per GPU kind; prices are on-demand list prices (knowledge/gpu_prices.yaml)."
 )
 rows, error = options_for(single.model_dump_json())
 if error:
-    st.error(f"These settings cannot be planned: {error}", icon=":material/error:")
+    st.error(f"These settings cannot be planned: {safe_message(error)}", icon=":material/error:")
     st.stop()
 if not rows:
     st.warning("No GPU kind and count up to 8 fits this endpoint and meets its targets.", icon=":material/warning:")

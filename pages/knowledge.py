@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from advisor.knowledge.tables import COLUMN_FORMATS, TABLES, filter_rows, table_rows
-from ui.frame import page_frame
+from ui.frame import page_frame, safe_text
 
 knowledge = page_frame("Knowledge base")
 
@@ -61,7 +61,7 @@ if rows:
         alt=f"Knowledge table: {label}",
     )
 else:
-    st.info(f"No row of {label} contains \u201c{query.strip()}\u201d.")
+    st.info(f"No row of {label} contains \u201c{safe_text(query.strip())}\u201d.")
 
 count = f"{len(rows)} of {len(all_rows)} rows" if query.strip() else f"{len(all_rows)} rows"
 st.caption(f"{label}: {count}, from `knowledge/{yaml_file}`")

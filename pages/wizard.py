@@ -12,16 +12,19 @@ from advisor.intake.request import CUSTOM_GPU_ID, FAILURE_MODES, PRIORITIES, Cus
 from advisor.physics.architecture import architecture_from_config, parse_config_text
 from advisor.physics.estimate import gpu_price
 from advisor.plan import document as plan_module
-from advisor.plan.permalink import MAX_ENDPOINTS, custom_gpu_of, from_request
+from advisor.plan.permalink import MAX_ENDPOINTS, custom_gpu_of
 from ui import state as ui_state
 from ui.frame import (
     build_plan,
+    cap,
     current_state,
     model_found,
     or_stop,
     page_frame,
     plan_yaml,
     request_for,
+    safe_message,
+    safe_text,
     show_url_notes,
     speed_series,
 )
@@ -60,19 +63,25 @@ def _add_config() -> None:
 
 
 def _import_plan() -> None:
+    """Restore what the file holds; what the wizard cannot hold is listed, never dropped in silence."""
     upload = st.session_state.get("upload_plan")
-    st.session_state.pop("_plan_error", None)
+    for key in ("_plan_error", "_plan_imported", "_plan_lost"):
+        st.session_state.pop(key, None)
     if upload is None:
         return
     try:
-        request = plan_module.load(upload.getvalue(), knowledge, where=upload.name)
+        request = plan_module.load(upload.getvalue(), knowledge, where=cap(upload.name))
     except AdvisorInputError as exc:
         st.session_state["_plan_error"] = str(exc)
         return
-    if request.custom_model is not None:
-        custom_models[request.model] = request.custom_model
-    ui_state.write_state(from_request(request, knowledge))
+    current = st.session_state.get(ui_state.FIELDS["model"]) or ui_state.WizardState().model
+    restored, lost = ui_state.restore_request(request, knowledge, custom_models, current)
+    if restored is None:
+        st.session_state["_plan_error"] = f"{cap(upload.name)} could not be restored: " + "; ".join(lost)
+        return
+    ui_state.write_state(restored)
     st.session_state["_plan_imported"] = upload.name
+    st.session_state["_plan_lost"] = lost
 
 
 # --------------------------------------------------------------------------- inputs
@@ -147,17 +156,20 @@ with st.sidebar:
     )
     found, found_error = model_found(st.session_state.get(ui_state.FIELDS["model"]) or "")
     if found_error:
-        st.error(found_error, icon=":material/error:")
-    elif found:
-        parts = [f"{found['architecture']}", f"{found['params_b']:,.2f} B parameters", f"{found['layers']} layers"]
+        st.error(safe_message(found_error), icon=":material/error:")
+    elif found:  # every part may come from an uploaded config.json or a Hub repo: escaped
+        parts = [safe_text(found["architecture"]), f"{found['params_b']:,.2f} B parameters",
+                 f"{found['layers']} layers"]
         if found["moe"]:
-            parts.append(found["moe"])
+            parts.append(safe_text(found["moe"]))
         if found["quantized"]:
-            parts.append(f"published quantized: {found['method']} ({found['scheme']}"
-                         + (f"; {', '.join(found['details'][:3])}" if found["details"] else "") + ")")
-            parts.append(f"base model {found['base_model']}" if found["base_model"] else "no base model named")
+            parts.append(f"published quantized: {safe_text(found['method'])} ({safe_text(found['scheme'])}"
+                         + (f"; {safe_text(', '.join(found['details'][:3]), 160)}" if found["details"] else "")
+                         + ")")
+            parts.append(f"base model {safe_text(found['base_model'])}" if found["base_model"]
+                         else "no base model named")
         if found["tensor_gb"]:
-            parts.append(f"{found['tensor_gb']:,.2f} GB of tensors ({found['bytes_source']})")
+            parts.append(f"{found['tensor_gb']:,.2f} GB of tensors ({safe_text(found['bytes_source'])})")
         st.caption("Found: " + " · ".join(parts))
     st.file_uploader(
         "…or upload a config.json",
@@ -167,7 +179,7 @@ with st.sidebar:
         max_upload_size=MAX_UPLOAD_MB,
     )
     if st.session_state.get("_config_error"):
-        st.error(st.session_state["_config_error"], icon=":material/error:")
+        st.error(safe_message(st.session_state["_config_error"]), icon=":material/error:")
 
     st.subheader("3 · GPUs and runtime")
     st.selectbox(
@@ -203,7 +215,7 @@ with st.sidebar:
         except ValueError:
             custom_gpu = None  # the plan below names the missing or bad field
         if custom_gpu is not None:
-            st.caption(f"{custom_gpu.name}: {custom_gpu.architecture}, {custom_gpu.memory_gib:g} GiB, runs "
+            st.caption(f"{safe_text(custom_gpu.name)}: {custom_gpu.architecture}, {custom_gpu.memory_gib:g} GiB, runs "
                        f"{', '.join(f for f in custom_gpu.native_formats if f != 'fp32')} natively; matmul "
                        "efficiency assumed 0.8 (typical of measured NVIDIA parts).")
     st.number_input(
@@ -249,7 +261,8 @@ with st.sidebar:
         if i >= count:
             break
         with st.expander(
-            f"Endpoint {i + 1}: {st.session_state.get(ui_state.endpoint_key(i, 'name'), '')}", expanded=i == 0
+            f"Endpoint {i + 1}: {safe_text(st.session_state.get(ui_state.endpoint_key(i, 'name'), ''), 32)}",
+            expanded=i == 0,
         ):
             st.text_input(
                 "Name",
@@ -310,9 +323,15 @@ with st.sidebar:
         max_upload_size=MAX_UPLOAD_MB,
     )
     if st.session_state.get("_plan_error"):
-        st.error(st.session_state["_plan_error"], icon=":material/error:")
+        st.error(safe_message(st.session_state["_plan_error"]), icon=":material/error:")
     elif st.session_state.get("_plan_imported"):
-        st.success(f"Restored from {st.session_state['_plan_imported']}.", icon=":material/check:")
+        source = safe_text(st.session_state["_plan_imported"])
+        lost = st.session_state.get("_plan_lost") or []
+        if lost:
+            st.warning(f"Restored from {source}, except:\n\n" + "\n".join(f"- {safe_message(x)}" for x in lost),
+                       icon=":material/warning:")
+        else:
+            st.success(f"Restored from {source}.", icon=":material/check:")
 
 # --------------------------------------------------------------------------- recommendation
 st.title("Precision Advisor")
@@ -354,6 +373,7 @@ def curves(i: int):
 if len(endpoints) == 1:
     render_endpoint(endpoints[0], knowledge, key="ep0", speed=curves(0))
 else:
-    for i, (tab, endpoint) in enumerate(zip(st.tabs([e["name"] for e in endpoints]), endpoints, strict=True)):
+    labels = [safe_text(e["name"], 32) for e in endpoints]
+    for i, (tab, endpoint) in enumerate(zip(st.tabs(labels), endpoints, strict=True)):
         with tab:
             render_endpoint(endpoint, knowledge, key=f"ep{i}", speed=curves(i))

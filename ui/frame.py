@@ -3,6 +3,8 @@ page config, knowledge, URL seeding. Plus the cached engine calls the pages shar
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 from pydantic import ValidationError
 from streamlit.errors import StreamlitPageNotFoundError
@@ -17,6 +19,46 @@ from advisor.plan.permalink import WizardState, to_request
 from ui import state as ui_state
 
 APP_TITLE = "Precision Advisor"
+
+# --------------------------------------------------------------------------- text a user controls
+# Anyone can open a link or upload a file on a shared server, so every piece of text that came from input (a
+# model or endpoint name, a file name, a URL key or value, an error that quotes a bad value) goes through
+# safe_text / safe_message before Streamlit renders it as Markdown (st.markdown, alerts, captions, labels,
+# help). Backslash escapes stop links, images, emphasis, HTML and LaTeX; they do not stop GFM autolinks
+# (https://..., www., a@b.c) nor Streamlit's :shortcode: emoji, :material/icon: and :colour[...] syntax, so a
+# zero-width space goes after each ':' (and in 'www.' and after '@'). Nothing here uses unsafe_allow_html.
+ECHO_LIMIT = 80  # characters of echoed input shown, then an ellipsis
+ZWSP = "\u200b"
+_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~$&])")
+_QUOTED = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
+
+
+def cap(value: object, limit: int | None = ECHO_LIMIT) -> str:
+    """Text on one line, cut to `limit` characters and an ellipsis."""
+    text = " ".join(str(value).split())
+    return text if limit is None or len(text) <= limit else text[:limit].rstrip() + "\u2026"
+
+
+def safe_text(value: object, limit: int | None = ECHO_LIMIT) -> str:
+    """User text made inert for Streamlit Markdown: one line, capped, every Markdown special escaped.
+    ``limit=None`` escapes without cutting (for the engine's own sentences, which embed names)."""
+    text = _SPECIAL.sub(r"\\\1", cap(value, limit))
+    text = re.sub(r":(?=\S)", ":" + ZWSP, text)  # :smile:, :material/x:, :red[..], https://, mailto:
+    text = re.sub(r"(?i)(www)\.", "\\1" + ZWSP + ".", text)  # GFM www. autolinks
+    text = text.replace("@", "@" + ZWSP)  # GFM e-mail autolinks
+    text = re.sub(r"^(\d+)\.", r"\1\\.", text)  # "1. " would start an ordered list
+    return "\\" + text if text[:1] in "-=" else text  # a list item / setext underline
+
+
+def safe_message(text: object, limit: int | None = ECHO_LIMIT, total: int = 600) -> str:
+    """A message that quotes input ('...' or "..."): each quoted echo capped at `limit`, the whole at `total`,
+    then escaped like safe_text."""
+
+    def shorten(match: re.Match) -> str:
+        quoted = match.group(0)
+        return quoted if limit is None or len(quoted) <= limit + 2 else quoted[: limit + 1] + "\u2026" + quoted[0]
+
+    return safe_text(_QUOTED.sub(shorten, " ".join(str(text).split())), total)
 
 
 PAGES = (  # file, label, icon: the router's navigation, repeated for runs that bypass it
@@ -54,7 +96,7 @@ def current_state() -> WizardState:
     """The wizard state the widgets hold, with the URL synced to it; explains and stops when invalid."""
     state, error = ui_state.read_state()
     if state is None:
-        st.error(f"These settings cannot be used: {error}.", icon=":material/error:")
+        st.error(f"These settings cannot be used: {safe_message(error)}.", icon=":material/error:")
         st.stop()
     ui_state.sync_url(state)
     return state
@@ -63,7 +105,7 @@ def current_state() -> WizardState:
 def or_stop(value, error: str | None):
     """The engine's answer, or a readable error and an end to this run (never a traceback)."""
     if value is None:
-        st.error(f"These settings cannot be planned: {error}", icon=":material/error:")
+        st.error(f"These settings cannot be planned: {safe_message(error)}", icon=":material/error:")
         st.stop()
     return value
 
@@ -76,7 +118,8 @@ def request_for(state: WizardState) -> Request:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "request"
-        st.error(f"These settings cannot be planned: {where}: {err['msg']}.", icon=":material/error:")
+        problem = safe_message(f"{where}: {err['msg']}")
+        st.error(f"These settings cannot be planned: {problem}.", icon=":material/error:")
         st.stop()
         raise  # st.stop() raises; this line is for type checkers
 
@@ -158,10 +201,17 @@ def plan_yaml(document: dict) -> str:
     return plan_module.dump(document)
 
 
+MAX_NOTES = 8  # notes listed one by one; a link with hundreds of bad keys gets a count for the rest
+
+
 def show_url_notes() -> None:
+    """What the link held that could not be used, each echoed value escaped and capped."""
     notes = ui_state.url_notes()
     if notes:
+        shown = [safe_message(n) for n in notes[:MAX_NOTES]]
+        if len(notes) > MAX_NOTES:
+            shown.append(f"and {len(notes) - MAX_NOTES} more")
         st.warning(
-            "Some settings in the link could not be used and were replaced by defaults: " + "; ".join(notes) + ".",
+            "Some settings in the link could not be used and were replaced by defaults: " + "; ".join(shown) + ".",
             icon=":material/link_off:",
         )

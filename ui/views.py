@@ -9,8 +9,15 @@ import streamlit as st
 
 from advisor.knowledge.schema import Knowledge
 from ui import charts
+from ui.frame import safe_text
 
 MAX_CHART_ROWS = 8
+
+
+def _md(text: object) -> str:
+    """The engine's sentences embed names the user chose (a model from a config.json or a shared plan, an
+    endpoint): rendered as Markdown, so escaped whole (they carry no formatting of their own)."""
+    return safe_text(text, None)
 
 
 def _table(rows: list[dict]) -> None:
@@ -124,7 +131,7 @@ def _metrics(endpoint: dict) -> None:
     cols = st.columns(6)
     cols[0].metric("Weights", _gib(m["weights_gib"]), help=f"{m['weights_gb_decimal']} GB decimal checkpoint size")
     cols[1].metric("KV cache", _gib(m["kv_cache_gib"]))
-    cols[2].metric("Overhead", _gib(m["overhead_gib"]), help=m["includes"])
+    cols[2].metric("Overhead", _gib(m["overhead_gib"]), help=_md(m["includes"]))
     cols[3].metric(f"Total of {m['capacity_gib']:,.0f} GiB", _gib(m["total_gib"]),
                    help=f"{m['total_gib'] / m['capacity_gib']:.0%} of {m['capacity_gib']:,.2f} GiB on {m['gpus']} GPU(s)"
                    + (" per replica" if m["replicas"] > 1 else ""))
@@ -136,26 +143,26 @@ def render_endpoint(endpoint: dict, knowledge: Knowledge, key: str, speed=None) 
     """`speed`: a callable returning the speed curves for this endpoint (computed only if its tab opens)."""
     rec = endpoint.get("recommendation")
     if endpoint["fits"]:
-        st.success(endpoint["summary"], icon=":material/check_circle:")
+        st.success(_md(endpoint["summary"]), icon=":material/check_circle:")
     else:
-        st.error(endpoint["summary"], icon=":material/error:")
+        st.error(_md(endpoint["summary"]), icon=":material/error:")
     if rec is None:
         _table([{"configuration": r["notation"], "why not": "; ".join(r["reasons"])} for r in endpoint["rejected"]])
         return
     w, kv = rec["weights"], rec["kv_cache"]
-    st.markdown(f"#### {rec['notation']} · scenario {rec['scenario']}")
-    st.caption(
+    st.markdown(f"#### {_md(rec['notation'])} · scenario {_md(rec['scenario'])}")
+    st.caption(_md(
         f"Weights {w['format'].upper()} ({w['scheme']}, {w['method'] or 'no method'}, "
         f"{w['bits_per_weight']} bits/weight with everything kept in 16-bit) · activations "
         f"{rec['activations']['format'].upper()} · KV cache {kv['kv_format']} "
         f"({kv['bytes_per_element']} bytes/element) · runtime {endpoint['runtime']['name']} "
         f"{endpoint['runtime']['version']}"
-    )
+    ))
     _metrics(endpoint)
     if endpoint.get("what_would_fit"):
-        st.warning("What would fit: " + "; ".join(endpoint["what_would_fit"]), icon=":material/lightbulb:")
+        st.warning("What would fit: " + _md("; ".join(endpoint["what_would_fit"])), icon=":material/lightbulb:")
     for near in endpoint.get("near_misses", []):
-        st.info("Near miss: " + near["text"], icon=":material/balance:")
+        st.info("Near miss: " + _md(near["text"]), icon=":material/balance:")
     if endpoint.get("partial_offload"):
         with st.expander("Partial offload with llama.cpp: part of the model in system RAM", expanded=not endpoint["fits"],
                          icon=":material/swap_vert:"):
@@ -216,28 +223,28 @@ def m_capacity(endpoint: dict) -> float:
 
 def _why(endpoint: dict, rec: dict) -> None:
     """The default tab, so plain text only (a data grid costs the browser more than the rest of the page)."""
-    lines = [f"- {item['text']}" for item in endpoint["rationale"]
+    lines = [f"- {_md(item['text'])}" for item in endpoint["rationale"]
              if item["kind"] in ("numbers", "objective", "runtime", "quality")]
     claims = endpoint.get("claims") or []
     if claims:
         lines.append("\n**Rules of thumb, checked against these numbers**\n")
-        lines += [f"- {'✓ agree' if c['holds'] else '✗ disagree'} · {c['title']} "
-                  f"({'the pick' if c['on_pick'] else 'an alternative'}): {c['text']}" for c in claims]
+        lines += [f"- {'✓ agree' if c['holds'] else '✗ disagree'} · {_md(c['title'])} "
+                  f"({'the pick' if c['on_pick'] else 'an alternative'}): {_md(c['text'])}" for c in claims]
     notes = [item["text"] for item in endpoint["rationale"] if item["kind"] == "note"]
     if notes:
         lines.append("\n**Notes**\n")
-        lines += [f"- {note}" for note in notes]
+        lines += [f"- {_md(note)}" for note in notes]
     q = endpoint["quality"]
     tasks = "; ".join(f"{t['task']} (weight {t['weight']:g}): {t['recovery_pct']:.2f}%, worst {t['worst_pct']:.2f}%, "
                       f"from {', '.join(t['evidence']) or 'the BF16 reference'}" for t in q["by_task"])
-    lines.append(f"\n**Expected accuracy by task:** {tasks}.")
-    lines += [f"\n*{note}*" for note in q.get("nearest_evidence", [])[:3]]
-    lines.append("\n**Kept in high precision:** " + "; ".join(rec["high_precision_layers"]))
+    lines.append(f"\n**Expected accuracy by task:** {_md(tasks)}.")
+    lines += [f"\n*{_md(note)}*" for note in q.get("nearest_evidence", [])[:3]]
+    lines.append("\n**Kept in high precision:** " + _md("; ".join(rec["high_precision_layers"])))
     st.markdown("\n".join(lines))
 
 
 def _tradeoffs(endpoint: dict, key: str) -> None:
-    st.markdown(f"**Objective ({endpoint['priority']}):** {endpoint['objective']}")
+    st.markdown(f"**Objective ({_md(endpoint['priority'])}):** {_md(endpoint['objective'])}")
     points = pareto_rows(endpoint)
     if points:
         st.plotly_chart(charts.pareto_figure(points, title="Accuracy against cost (colour: ms per token)"),
@@ -270,7 +277,8 @@ def _ladder(endpoint: dict) -> None:
     )
     fb = endpoint.get("fallback")
     if fb:
-        st.markdown(f"**Fallback to keep configured:** {fb['notation']} ({fb['name']}) on {fb['runtime']}: " + "; ".join(fb["why"]))
+        st.markdown("**Fallback to keep configured:** "
+                    + _md(f"{fb['notation']} ({fb['name']}) on {fb['runtime']}: " + "; ".join(fb["why"])))
 
 
 def _alternatives(endpoint: dict) -> None:
@@ -321,26 +329,26 @@ def _validation(endpoint: dict) -> None:
     )
     probes = endpoint.get("quality_probes") or []
     if probes:
-        st.caption("Probes that matter for this workload: " + ", ".join(probes))
+        st.caption("Probes that matter for this workload: " + _md(", ".join(probes)))
 
 
 def _run_it(endpoint: dict, rec: dict) -> None:
     rt = endpoint["runtime"]
-    st.markdown(f"**Serve** with {rt['name']} {rt['version']} ({rt['chosen_by']}):")
+    st.markdown(f"**Serve** with {_md(rt['name'])} {_md(rt['version'])} ({_md(rt['chosen_by'])}):")
     st.code(rt["serve_command"], language="bash", wrap_lines=True)
     if rt.get("config"):
         st.markdown(f"with `{rt['config_file']}`:")
         st.code(rt["config"], language="yaml")
     qz = rt["quantization"]
-    st.markdown(f"**Quantize:** {qz['note']}")
+    st.markdown(f"**Quantize:** {_md(qz['note'])}")
     if qz.get("recipe"):
         st.code(qz["recipe"], language=qz.get("language") or "text")
     calibration = rec["calibration"]
     if calibration.get("needed"):
-        st.caption(
+        st.caption(_md(
             f"Calibration: {calibration['samples']} prompts ({calibration['samples_range']}), "
             f"{calibration['sequence_length']} tokens each, {calibration['data']}."
-        )
+        ))
 
 
 def _speed(endpoint: dict, key: str, speed) -> None:
@@ -350,8 +358,8 @@ def _speed(endpoint: dict, key: str, speed) -> None:
         return
     cost = (f" · ${perf['cost_per_million_tokens']:,.2f} per million output tokens at "
             f"${perf['usd_per_gpu_hour']:g}/GPU-hour" if perf.get("cost_per_million_tokens") is not None else "")
-    st.markdown(f"**Modelled:** first token {perf['ttft_ms']:,.0f} ms ({perf['bound']['prefill']}-bound), "
-                f"{perf['tpot_ms']:,.1f} ms per token ({perf['bound']['decode']}-bound), "
+    st.markdown(f"**Modelled:** first token {perf['ttft_ms']:,.0f} ms ({_md(perf['bound']['prefill'])}-bound), "
+                f"{perf['tpot_ms']:,.1f} ms per token ({_md(perf['bound']['decode'])}-bound), "
                 f"{perf['throughput_tokens_per_s']:,.0f} output tokens/s in all{cost}.")
     if speed is not None:
         series = speed()
@@ -366,4 +374,4 @@ def _speed(endpoint: dict, key: str, speed) -> None:
     st.plotly_chart(charts.latency_figure(rows), key=f"{key}_lat", width="stretch", config={"displayModeBar": False})
     st.caption("Roofline model (advisor/performance.py) with achievable fractions fitted to published measurements "
                "(knowledge/speed.yaml); see the README's speed section for its limits. "
-               + " ".join(perf["assumptions"][:2]))
+               + _md(" ".join(perf["assumptions"][:2])))
