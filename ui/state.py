@@ -6,18 +6,27 @@ opened cold from a deep link restores exactly the same state as one reached thro
 
 from __future__ import annotations
 
+import re
+from collections.abc import MutableMapping
 from typing import Any
 
 import streamlit as st
 from pydantic import ValidationError
 
+from advisor.errors import closest, shown
+from advisor.intake.catalog import catalog_id
+from advisor.intake.hub import REPO_ID
+from advisor.intake.request import Request
 from advisor.knowledge.schema import Knowledge
 from advisor.plan.permalink import (
+    CUSTOM_TFLOPS,
     MAX_ENDPOINTS,
+    NAME_PATTERN,
     EndpointState,
     WizardState,
     check_against,
     from_query,
+    from_request,
     query_string,
     to_query,
 )
@@ -116,3 +125,111 @@ def permalink(state: WizardState, page: str = "") -> str:
 
 def url_notes() -> list[str]:
     return list(st.session_state.get(NOTES, []))
+
+
+# --------------------------------------------------------------------------- restoring an imported plan
+MAX_MODEL_NAME = next(m.max_length for m in WizardState.model_fields["model"].metadata if hasattr(m, "max_length"))
+# WizardState fields a request may hold beyond the wizard's range -> where the request keeps them (section, field)
+_CLEARABLE = {
+    "max_ttft_ms": ("criteria", "max_ttft_ms"),
+    "max_tpot_ms": ("criteria", "max_tpot_ms"),
+    "max_cost": ("criteria", "max_cost_per_million_tokens"),
+    "quality_floor": ("criteria", "quality_floor_pct"),
+    "usd_per_gpu_hour": (None, "usd_per_gpu_hour"),
+    "host_memory_gib": (None, "host_memory_gib"),
+    "host_memory_bandwidth_gbps": (None, "host_memory_bandwidth_gbps"),
+}
+
+
+def _clear(request: Request, section: str | None, field: str) -> Request:
+    if section is None:
+        return request.model_copy(update={field: None})
+    return request.model_copy(update={section: getattr(request, section).model_copy(update={field: None})})
+
+
+def restore_request(
+    request: Request, knowledge: Knowledge, custom_models: MutableMapping[str, Any], current_model: str
+) -> tuple[WizardState | None, list[str]]:
+    """The wizard state an imported plan or request comes to, and each thing it could not hold (field and
+    reason, input quoted and capped). Never raises for a request plan.load accepted; None (with the reasons)
+    only where nothing sensible can be restored. An uploaded config.json the file carries joins
+    `custom_models`. Never silently another model: a model that cannot be planned keeps `current_model`, and
+    says so."""
+    lost: list[str] = []
+    updates: dict[str, Any] = {}
+
+    model, custom = request.model, request.custom_model
+    if custom is not None:
+        if len(model) > MAX_MODEL_NAME:
+            lost.append(f"model name {shown(model)} cut to its first {MAX_MODEL_NAME} characters "
+                        f"(it has {len(model)}; the wizard holds at most {MAX_MODEL_NAME})")
+            model = model[:MAX_MODEL_NAME]
+        custom_models[model] = custom
+    elif len(model) > MAX_MODEL_NAME:
+        lost.append(f"Not restored: model {shown(model)}, a name of {len(model)} characters (the wizard holds at "
+                    f"most {MAX_MODEL_NAME}, and no catalog or Hugging Face id is that long); kept {current_model}")
+        model = current_model
+    elif model not in custom_models:
+        canonical = catalog_id(knowledge, model)
+        if canonical is not None:
+            model = canonical
+        elif not REPO_ID.match(model):
+            near = closest(model, list(knowledge.models))
+            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            lost.append(f"Not restored: model {shown(model)}, which is not in the catalog, not a Hugging Face id "
+                        f"(owner/name) and comes with no config.json{hint}; kept {current_model}")
+            model = current_model
+    updates["model"] = model
+
+    endpoints = list(request.endpoints)
+    if len(endpoints) > MAX_ENDPOINTS:
+        extra = endpoints[MAX_ENDPOINTS:]
+        names = ", ".join(shown(e.name, 40) for e in extra[:3]) + (", ..." if len(extra) > 3 else "")
+        span = f"{MAX_ENDPOINTS + 1}-{len(endpoints)}" if len(extra) > 1 else f"{len(endpoints)}"
+        lost.append(f"Not restored: endpoint{'s' if len(extra) > 1 else ''} {span} ({names}): "
+                    f"the wizard holds at most {MAX_ENDPOINTS}")
+        endpoints = endpoints[:MAX_ENDPOINTS]
+    taken = {e.name for e in endpoints if re.fullmatch(NAME_PATTERN, e.name)}
+    for i, e in enumerate(endpoints):
+        if re.fullmatch(NAME_PATTERN, e.name):
+            continue
+        new, n = f"endpoint-{i + 1}", 1
+        while new in taken:
+            n += 1
+            new = f"endpoint-{i + 1}-{n}"
+        taken.add(new)
+        lost.append(f"endpoint {i + 1} renamed from {shown(e.name)} to {new!r} (the wizard\u2019s names are 1 to 32 "
+                    "letters, digits, - and _)")
+        endpoints[i] = e.model_copy(update={"name": new})
+    updates["endpoints"] = endpoints
+
+    gpu = request.custom_gpu
+    if gpu is not None:
+        if gpu.vendor != "nvidia":
+            lost.append(f"Not restored: custom_gpu.vendor {gpu.vendor!r} (the wizard describes NVIDIA GPUs, by "
+                        "compute capability)")
+        extra_formats = sorted(set(gpu.dense_tflops) - set(CUSTOM_TFLOPS))
+        if extra_formats:
+            lost.append(f"Not restored: custom_gpu.dense_tflops for {', '.join(extra_formats)} (the wizard holds "
+                        f"{', '.join(CUSTOM_TFLOPS)})")
+        if gpu.interconnect_gbps is not None:
+            lost.append(f"Not restored: custom_gpu.interconnect_gbps = {gpu.interconnect_gbps:g} (the wizard has "
+                        "no field for it)")
+
+    request = request.model_copy(update=updates)
+    for _ in range(len(_CLEARABLE) + 1):
+        try:
+            return from_request(request, knowledge), lost
+        except ValidationError as exc:
+            errors = exc.errors()
+            fixable = [err for err in errors if err["loc"] and str(err["loc"][0]) in _CLEARABLE]
+            if not fixable:
+                return None, lost + [f"Not restored: {'.'.join(map(str, err['loc'])) or 'plan'} = "
+                                     f"{shown(err.get('input'))}: {err['msg']}" for err in errors[:4]]
+            for err in fixable:
+                section, field = _CLEARABLE[str(err["loc"][0])]
+                where = f"{section}.{field}" if section else field
+                lost.append(f"Not restored: {where} = {shown(err.get('input'))}: {err['msg'].lower()} in the "
+                            "wizard; left unset")
+                request = _clear(request, section, field)
+    return None, lost
