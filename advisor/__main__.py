@@ -2,6 +2,6 @@
 
 import sys
 
-from advisor.cli import main
+from advisor.cli import run
 
-sys.exit(main())
+sys.exit(run())

@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from advisor.decide.gpu_picker import GPUOption, pick_gpus
-from advisor.errors import AdvisorInputError
+from advisor.errors import MAX_MESSAGE, AdvisorInputError, shown
 from advisor.intake.catalog import lookup
 from advisor.intake.request import CUSTOM_GPU_ID, FAILURE_MODES, PRIORITIES, TFLOPS_FORMATS, Request
 from advisor.knowledge import load_knowledge
@@ -46,7 +46,7 @@ class Parser(argparse.ArgumentParser):
     """argparse that reports a usage problem as one line instead of usage text plus exit."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
+        raise UsageError(message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "...")
 
 
 def build_parser() -> Parser:
@@ -185,7 +185,8 @@ def _recommend_request(args: argparse.Namespace) -> Request:
     unacceptable = [m.strip() for m in (args.unacceptable or "").split(",") if m.strip()]
     fields = {
         "model": args.model,
-        "gpu": getattr(args, "gpu", None) or "h100-sxm",  # the GPU picker tries every GPU itself
+        # the GPU picker (no --gpu flag) tries every GPU itself; an empty --gpu is refused below, not defaulted
+        "gpu": getattr(args, "gpu", "h100-sxm"),
         "gpus": getattr(args, "gpus", 1),
         "runtime": args.runtime,
         "priority": args.priority,
@@ -209,11 +210,13 @@ def _recommend_request(args: argparse.Namespace) -> Request:
                                                         "cc") if getattr(args, f"gpu_{n}", None) is not None]
         if given:
             raise AdvisorInputError(given[0], "describes a custom GPU; use it with --gpu custom")
+    k = load_knowledge()
+    if not str(fields["gpu"] or "").strip():
+        raise AdvisorInputError("--gpu", "a GPU is required", choices=[*k.gpus, CUSTOM_GPU_ID])
     try:
         request = Request.model_validate(fields)
     except ValidationError as exc:
         raise AdvisorInputError(*_cli_field(exc)) from None
-    k = load_knowledge()
     if getattr(args, "gpu", None) and args.gpu != CUSTOM_GPU_ID:
         lookup(k.gpus, args.gpu, "--gpu", "GPU")
     lookup(k.workloads, args.workload, "--workload", "workload preset")
@@ -289,28 +292,32 @@ def _cli_field(exc: ValidationError) -> tuple[str, str]:
         return name, message
     if err.get("type") == "string_pattern_mismatch" and loc.endswith("compute_capability"):
         return name, f"a compute capability is major.minor, e.g. 8.9, got {err.get('input')!r}"
-    return name, f"{message[:1].lower() + message[1:]}, got {err.get('input')!r}"
+    return name, f"{message[:1].lower() + message[1:]}, got {shown(err.get('input'))}"
 
 
 def _read_plan_file(path: str) -> tuple[str, str]:
+    """A plan or request file's text, read with a bound whatever the file is (/dev/zero, a FIFO, a huge file)."""
     if path == "-":
-        return sys.stdin.read(MAX_PLAN_BYTES + 1), "stdin"
-    p = Path(path)
+        raw, where = sys.stdin.buffer.read(MAX_PLAN_BYTES + 1), "stdin"
+    else:
+        p = Path(path)
+        where = shown(p.name or path, 80, quote=False)
+        try:
+            with p.open("rb") as fh:
+                raw = fh.read(MAX_PLAN_BYTES + 1)
+        except OSError as exc:
+            raise AdvisorInputError("FILE", f"cannot read {shown(path)}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_PLAN_BYTES:
+        raise AdvisorInputError(where, f"is over {MAX_PLAN_BYTES:,} bytes; plans and requests must be smaller")
     try:
-        if p.stat().st_size > MAX_PLAN_BYTES:
-            raise AdvisorInputError(
-                p.name, f"file is {p.stat().st_size} bytes; plans and requests must be under {MAX_PLAN_BYTES}"
-            )
-        return p.read_text(encoding="utf-8"), p.name
-    except OSError as exc:
-        raise AdvisorInputError("FILE", f"cannot read {path!r}: {exc.strerror}") from None
+        return raw.decode("utf-8"), where
     except UnicodeDecodeError:
-        raise AdvisorInputError(p.name, "not a text file") from None
+        raise AdvisorInputError(where, "not a text file (UTF-8)") from None
 
 
 def _print_plan(document: dict, fmt: str) -> None:
     if fmt == "json":
-        print(json.dumps(document, indent=2))
+        print(json.dumps(document, indent=2, allow_nan=False))
     elif fmt == "text":
         print(render_text(document))
     else:
@@ -318,6 +325,45 @@ def _print_plan(document: dict, fmt: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Exit status 0 with the output, or 2 (3: a broken knowledge base) with one line on stderr
+    naming what is wrong - also for failures nobody foresaw (the last-resort handler below)."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # the reader went away (`| head`): not an error of ours, and nothing left to say
+        _silence_stdout()
+        return 0
+    except RecursionError:
+        return _fail("input nested too deeply to process")
+    except MemoryError:
+        return _fail("input too large to process")
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback
+        return _fail(f"could not process this input ({type(exc).__name__}: {shown(str(exc), 160, quote=False)}); "
+                     "please report it with the command line")
+
+
+def run() -> int:
+    """The command line's entry point: main(), then stdout flushed here, so a reader that went away at the very
+    end (`| head -1`) still ends in status 0 and no traceback."""
+    status = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    return status
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so Python's own flush at exit does not fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command == "list":
@@ -350,6 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _request(args: argparse.Namespace) -> EstimateRequest:
     # The flags are named after the request's fields (--group-size -> group_size).
     fields = {name: getattr(args, name) for name in EstimateRequest.model_fields}
+    for name in ("gpu", "kv", "runtime", "activations", "weights"):  # given but blank: refused, never "not given"
+        if fields.get(name) is not None and not str(fields[name]).strip():
+            raise AdvisorInputError(f"--{name}", "is empty; leave the flag out or name a value (see: list)")
     if not fields.get("runtime"):  # GGUF files run on llama.cpp; everything else defaults to vLLM
         fields["runtime"] = "llama.cpp" if str(fields.get("weights") or "").lower().startswith("gguf-") else "vllm"
     profile = {"max_num_seqs": "--max-num-seqs", "max_num_batched_tokens": "--max-num-batched-tokens",
@@ -368,7 +417,7 @@ def _request(args: argparse.Namespace) -> EstimateRequest:
     except ValidationError as exc:
         err = exc.errors()[0]
         name = "--" + str(err["loc"][0]).replace("_", "-")
-        raise AdvisorInputError(name, f"{err['msg'].lower()}, got {err.get('input')!r}") from None
+        raise AdvisorInputError(name, f"{err['msg'].lower()}, got {shown(err.get('input'))}") from None
 
 
 def _fail(message: str, status: int = 2) -> int:
@@ -380,7 +429,7 @@ def _fail(message: str, status: int = 2) -> int:
 # --------------------------------------------------------------------------- rendering
 def render(result: Estimate, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(result.model_dump(mode="json"), indent=2)
+        return json.dumps(result.model_dump(mode="json"), indent=2, allow_nan=False)
     if fmt == "yaml":
         return yaml.safe_dump(result.model_dump(mode="json"), sort_keys=False, allow_unicode=True).rstrip()
     return render_table(result)

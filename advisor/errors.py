@@ -28,9 +28,12 @@ class AdvisorInputError(ValueError):
         super().__init__(self._render())
 
     def _render(self) -> str:
-        text = f"{self.field}: {self.message}"
+        text = f"{shown(self.field, 80, quote=False)}: {self.message}"
+        text = " ".join(text.split())  # one line, whatever the input held
+        if len(text) > MAX_MESSAGE:
+            text = text[: MAX_MESSAGE - 3] + "..."
         if self.choices:
-            close = closest(str(self.value), self.choices) if self.value is not None else []
+            close = closest(str(self.value)[:200], self.choices) if self.value is not None else []
             if close:
                 text += f"; closest valid: {', '.join(close)}"
             elif len(self.choices) <= 12:
@@ -38,6 +41,16 @@ class AdvisorInputError(ValueError):
             else:
                 text += f"; valid: {', '.join(self.choices[:12])}, ... ({len(self.choices)} in all)"
         return text
+
+
+MAX_MESSAGE = 400  # characters of an error's own text; echoed input is cut well before this (shown())
+
+
+def shown(value: object, limit: int = 60, quote: bool = True) -> str:
+    """User input as an error message echoes it: repr (or str), on one line, cut to `limit` characters."""
+    text = repr(value) if quote else str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def closest(value: str, choices: Iterable[str], n: int = 3) -> list[str]:

@@ -21,13 +21,27 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+class InputYAMLError(yaml.YAMLError):
+    """A document the safe loader parsed but this tool refuses (too deep, a number too long); `problem` says why."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem, self.problem_mark = problem, None
+
+
 def load(text: str | bytes) -> Any:
-    """Parse one YAML document with the safe loader, refusing aliases. Raises yaml.YAMLError."""
+    """Parse one YAML document with the safe loader, refusing aliases, nesting past Python's recursion limit and
+    integers of more than 4,300 digits. Raises yaml.YAMLError (its `problem` says what is wrong)."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     # without a '*' no alias can occur, and the C loader is faster
     loader = _BASE(text) if "*" not in text else _NoAliasLoader(text)
     try:
         return loader.get_single_data()
+    except RecursionError:
+        raise InputYAMLError("nested too deeply") from None
+    except ValueError as exc:  # int('9' * 5000): Python refuses integers of more than 4,300 digits
+        digits = "integer string conversion" in str(exc)
+        raise InputYAMLError("an integer has more than 4,300 digits" if digits else "a value cannot be read") from None
     finally:
         loader.dispose()

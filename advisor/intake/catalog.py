@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from advisor.errors import AdvisorInputError
+from advisor.errors import AdvisorInputError, shown
 from advisor.intake.quantization import native_layout
 from advisor.knowledge import derived
 from advisor.knowledge.schema import Knowledge, NativeLayout, PublishedCounts
@@ -37,7 +37,7 @@ def lookup(table: Mapping[str, T], value: str, field: str, what: str) -> T:
     lowered = {k.lower(): k for k in table}
     if value.lower() in lowered:
         return table[lowered[value.lower()]]
-    raise AdvisorInputError(field, f"unknown {what} {value!r}", value=value, choices=list(table))
+    raise AdvisorInputError(field, f"unknown {what} {shown(value)}", value=value, choices=list(table))
 
 
 def catalog_id(knowledge: Knowledge, text: str) -> str | None:
@@ -79,6 +79,30 @@ def resolve_model(knowledge: Knowledge, text: str, field: str = "--model") -> Re
                 source=entry.sources,
             )
         return resolved[model_id]
+    if len(text) > MAX_MODEL_TEXT:
+        raise AdvisorInputError(field, f"is {len(text):,} characters; a model id or path has at most {MAX_MODEL_TEXT:,}")
+    try:
+        local = _local_model(knowledge, text, field)
+    except OSError as exc:  # a name too long for the file system, a loop of links, no permission
+        raise AdvisorInputError(field, f"cannot read {shown(text)}: {exc.strerror or exc}") from None
+    if local is not None:
+        return local
+    from advisor.intake import hub  # imported here: the Hub client loads only when a model needs it
+
+    if hub.looks_like_repo_id(text):
+        return hub.resolve_hub_model(text, field=field)
+    raise AdvisorInputError(
+        field, f"{shown(text)} is not a catalog model, a Hugging Face repo id (owner/name), a checkpoint folder, a "
+        "config.json path nor a .gguf file",
+        value=text, choices=list(knowledge.models)
+    )
+
+
+MAX_MODEL_TEXT = 1024  # characters of a --model value (repo ids are under 100; paths under PATH_MAX)
+
+
+def _local_model(knowledge: Knowledge, text: str, field: str) -> ResolvedModel | None:
+    """A model from a file or folder on this machine, or None when `text` names none."""
     path = Path(text)
     if text.lower().endswith(".gguf"):
         return model_from_gguf(knowledge, path, field=field)
@@ -93,15 +117,7 @@ def resolve_model(knowledge: Knowledge, text: str, field: str = "--model") -> Re
 
             return model_from_directory(path.parent, field=field)
         return model_from_config(config, name=path.stem, where=path.name)
-    from advisor.intake import hub  # imported here: the Hub client loads only when a model needs it
-
-    if hub.looks_like_repo_id(text):
-        return hub.resolve_hub_model(text, field=field)
-    raise AdvisorInputError(
-        field, f"{text!r} is not a catalog model, a Hugging Face repo id (owner/name), a checkpoint folder, a "
-        "config.json path nor a .gguf file",
-        value=text, choices=list(knowledge.models)
-    )
+    return None
 
 
 def model_from_gguf(knowledge: Knowledge, path: Path, field: str = "--model") -> ResolvedModel:

@@ -21,12 +21,13 @@ FAILURE_MODES: tuple[str, ...] = FailureMode.__args__  # type: ignore[attr-defin
 class SuccessCriteria(BaseModel):
     """Seed 000 step 1: quality floor, latency and cost targets, unacceptable failure modes."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     quality_floor_pct: float | None = Field(None, ge=50, le=100)  # lowest accuracy kept vs BF16, percent
-    max_ttft_ms: float | None = Field(None, gt=0)  # time to first token target (used by the performance model)
-    max_tpot_ms: float | None = Field(None, gt=0)  # time per output token target
-    max_cost_per_million_tokens: float | None = Field(None, gt=0)
+    # targets: an hour to the first token, ten minutes a token and $1,000,000 per million tokens are past any use
+    max_ttft_ms: float | None = Field(None, gt=0, le=3_600_000)  # time to first token target (the speed model's)
+    max_tpot_ms: float | None = Field(None, gt=0, le=600_000)  # time per output token target
+    max_cost_per_million_tokens: float | None = Field(None, gt=0, le=1_000_000)
     unacceptable: list[FailureMode] = []
 
 
@@ -40,7 +41,7 @@ class CustomGPU(BaseModel):
     """A GPU that is not in knowledge/gpus.yaml: its memory, bandwidth, dense tensor throughput per precision and
     (NVIDIA) compute capability. The formats with a throughput are the ones it multiplies natively."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field("Custom GPU", min_length=1, max_length=60)
     vendor: Literal["nvidia", "amd"] = "nvidia"
@@ -89,7 +90,7 @@ class CustomGPU(BaseModel):
 class Endpoint(BaseModel):
     """One use of the model: a workload preset plus its shape. Unset shape fields come from the preset."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field("default", min_length=1, max_length=64)
     workload: str = "interactive-chat"
@@ -101,11 +102,11 @@ class Endpoint(BaseModel):
 
 
 class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    model: str = Field(min_length=1)  # catalog id, or the name given to `custom_model`
+    model: str = Field(min_length=1, max_length=1024)  # catalog id, repo id, path, or `custom_model`'s name
     custom_model: dict[str, Any] | None = None  # an uploaded config.json's fields; travels with the plan
-    gpu: str = Field(min_length=1)  # a knowledge/gpus.yaml id, or "custom" with `custom_gpu`
+    gpu: str = Field(min_length=1, max_length=64)  # a knowledge/gpus.yaml id, or "custom" with `custom_gpu`
     custom_gpu: CustomGPU | None = None
     gpus: int = Field(1, ge=1, le=64)
     runtime: str | None = None  # None: the engine picks, in the runtimes' preference order
@@ -174,11 +175,15 @@ def resolve_shape(request: Request, endpoint: Endpoint, knowledge: Knowledge) ->
     prompt = endpoint.prompt_tokens or workload.prompt_tokens
     output = endpoint.output_tokens or workload.output_tokens
     context = endpoint.context or prompt + output
-    if endpoint.context and endpoint.context < prompt + output and endpoint.prompt_tokens:
-        raise AdvisorInputError(
-            f"endpoint {endpoint.name!r} context",
-            f"{endpoint.context} tokens cannot hold a {prompt}-token prompt plus {output} output tokens",
-        )
+    if endpoint.context and endpoint.context < prompt + output:
+        if endpoint.prompt_tokens or endpoint.context <= output:
+            raise AdvisorInputError(
+                f"endpoint {endpoint.name!r} context",
+                f"{endpoint.context:,} tokens cannot hold a {prompt:,}-token prompt plus {output:,} output tokens"
+                if endpoint.prompt_tokens else
+                f"{endpoint.context:,} tokens leave no room for a prompt beside {output:,} output tokens",
+            )
+        prompt = endpoint.context - output  # the context holds the prompt and the output: the prompt is the rest
     return Shape(
         name=endpoint.name,
         workload=workload,

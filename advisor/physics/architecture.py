@@ -322,14 +322,66 @@ def _flatten(config: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+# Upper bounds on what a config.json may state (our design: well above every published model - the largest have
+# under 200 layers, hidden sizes under 32k, vocabularies under 300k, 512 experts - and low enough that one request
+# stays bounded work: the engine loops over layers and tensors). Anything above is refused with the field named.
+FIELD_LIMITS: dict[str, int] = {
+    "num_hidden_layers": 1024,
+    "hidden_size": 131_072,
+    "num_attention_heads": 4096,
+    "num_key_value_heads": 4096,
+    "num_kv_heads": 4096,
+    "head_dim": 4096,
+    "vocab_size": 4_194_304,
+    "intermediate_size": 1_048_576,
+    "moe_intermediate_size": 1_048_576,
+    "shared_expert_intermediate_size": 1_048_576,
+    "num_local_experts": 4096,
+    "num_experts": 4096,
+    "n_routed_experts": 4096,
+    "num_experts_per_tok": 4096,
+    "n_shared_experts": 64,
+    "max_position_embeddings": 1 << 31,
+    "sliding_window": 1 << 31,
+    "kv_lora_rank": 65_536,
+    "q_lora_rank": 65_536,
+    "qk_nope_head_dim": 4096,
+    "qk_rope_head_dim": 4096,
+    "v_head_dim": 4096,
+}
+DEFAULT_FIELD_LIMIT = 1 << 24  # any other count or size a config states (periods, offsets, vision tower sizes)
+
+
 def _int(cfg: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> int | None:
+    """An integer field of a config, type- and range-checked (0 .. FIELD_LIMITS), or None when absent and not
+    required. Raises AdvisorInputError naming the field."""
     value = cfg.get(key)
     if value is None:
         if required:
             raise AdvisorInputError(where, f"missing required field {key!r}")
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise AdvisorInputError(where, f"field {key!r} must be a non-negative integer, got {value!r}")
+        raise AdvisorInputError(where, f"field {key!r} must be a non-negative integer, got {_shown(value)}")
+    limit = FIELD_LIMITS.get(key, DEFAULT_FIELD_LIMIT)
+    if value > limit:
+        raise AdvisorInputError(where, f"field {key!r} is {_shown(value)}; the most this tool accepts is {limit:,}")
+    return value
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """A config value as an error message shows it: repr, cut to `limit` characters."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10 ** 30 else f"an integer of {len(str(abs(value)))} digits"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _int_list(cfg: Mapping[str, Any], key: str, where: str) -> list[int]:
+    """A list of non-negative integers (layer indices), or [] when absent."""
+    value = cfg.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > 4096 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 20 for v in value):
+        raise AdvisorInputError(where, f"field {key!r} must be a list of layer indices, got {_shown(value)}")
     return value
 
 
@@ -338,7 +390,7 @@ def _missing(cfg: Mapping[str, Any], keys: list[str]) -> list[str]:
 
 
 def _layer_windows(cfg: Mapping[str, Any], family: str, layers: int, where: str) -> tuple:
-    window = cfg.get("sliding_window")
+    window = _int(cfg, "sliding_window", where, required=False)  # 0 or null: no window
     layer_types = cfg.get("layer_types")
     if isinstance(layer_types, list) and layer_types:
         if len(layer_types) != layers:
@@ -353,12 +405,12 @@ def _layer_windows(cfg: Mapping[str, Any], family: str, layers: int, where: str)
     if family == "gemma2" or family == "gpt_oss":  # alternate, starting with a sliding layer
         return tuple(window if (i + 1) % 2 else None for i in range(layers))
     if family == "gemma3":  # every Nth layer global
-        pattern = int(cfg.get("sliding_window_pattern") or 6)
+        pattern = _int(cfg, "sliding_window_pattern", where, required=False) or 6
         return tuple(window if (i + 1) % pattern else None for i in range(layers))
     if family in ("qwen2", "qwen3", "qwen3_moe"):
         if not cfg.get("use_sliding_window"):
             return (None,) * layers
-        first = int(cfg.get("max_window_layers") or 0)
+        first = _int(cfg, "max_window_layers", where, required=False) or 0
         return tuple(window if i >= first else None for i in range(layers))
     if cfg.get("use_sliding_window") is False:
         return (None,) * layers
@@ -419,7 +471,15 @@ def architecture_from_config(config: Mapping[str, Any], where: str = "config.jso
             kv_heads = _int(cfg, "num_kv_heads", where, required=False) or heads
         elif cfg.get("multi_query", True):
             kv_heads = 1
+    if cfg.get("head_dim") == 0:
+        raise AdvisorInputError(where, "field 'head_dim' is 0; a head needs at least one dimension")
     head_dim = _int(cfg, "head_dim", where, required=False) or hidden // heads
+    if head_dim < 1:
+        raise AdvisorInputError(where, f"head_dim is 0: hidden_size {hidden:,} / num_attention_heads {heads:,} gives no "
+                                "dimension per head; state head_dim")
+    if family not in MLA_FAMILIES and (kv_heads < 1 or kv_heads > heads or heads % kv_heads):
+        raise AdvisorInputError(where, f"num_key_value_heads {kv_heads:,} must divide num_attention_heads {heads:,} "
+                                "(each KV head serves a whole group of query heads)")
     vocab = _int(cfg, "vocab_size", where)
     tied_default = family in TIED_BY_DEFAULT
     tied = cfg.get("tie_word_embeddings")
@@ -471,7 +531,7 @@ def architecture_from_config(config: Mapping[str, Any], where: str = "config.jso
     # Gemma2Config defaults attn_logit_softcapping to 50.0; Gemma3 dropped it (None) for QK-norm
     # (transformers src/transformers/models/gemma2/configuration_gemma2.py, gemma3/configuration_gemma3.py)
     softcap = cfg.get("attn_logit_softcapping", 50.0 if family == "gemma2" else None)
-    if isinstance(softcap, (int, float)) and not isinstance(softcap, bool) and softcap > 0:
+    if isinstance(softcap, (int, float)) and not isinstance(softcap, bool) and 0 < softcap < 1e6:
         fields["attn_logit_softcap"] = float(softcap)
 
     if expert_key:
@@ -486,7 +546,7 @@ def architecture_from_config(config: Mapping[str, Any], where: str = "config.jso
             moe_layers = tuple(i for i in range(first_dense, layers) if i % freq == 0)
         elif family in ("qwen3_moe", "qwen3_next"):
             step = _int(cfg, "decoder_sparse_step", where, required=False) or 1
-            dense_only = set(cfg.get("mlp_only_layers") or [])
+            dense_only = set(_int_list(cfg, "mlp_only_layers", where))
             moe_layers = tuple(i for i in range(layers) if i not in dense_only and (i + 1) % step == 0)
         elif family == "jamba":  # JambaConfig.layers_num_experts: experts where i % period == offset
             period, offset = _period(cfg, "expert_layer_period", 2, "expert_layer_offset", 1, where)
@@ -740,13 +800,20 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return parse_config_text(p.read_bytes(), where)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def parse_config_text(data: bytes | str, where: str = "config.json") -> dict[str, Any]:
+    """A config.json's text parsed: bounded size, no NaN/Infinity, no deep nesting. Raises AdvisorInputError."""
     if len(data) > MAX_CONFIG_BYTES:
         raise AdvisorInputError(where, f"file is {len(data)} bytes; a config.json must be under {MAX_CONFIG_BYTES}")
     try:
-        parsed = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AdvisorInputError(where, f"not valid JSON ({exc})") from None
+        parsed = json.loads(data, parse_constant=_no_constant)
+    except RecursionError:
+        raise AdvisorInputError(where, "not a config.json: its JSON is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, NaN/Infinity, integers over 4,300 digits
+        raise AdvisorInputError(where, f"not valid JSON ({str(exc)[:120]})") from None
     if not isinstance(parsed, dict):
         raise AdvisorInputError(where, "expected a JSON object with the model's config fields")
     return parsed

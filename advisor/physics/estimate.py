@@ -24,23 +24,23 @@ SEED_RULE_OF_THUMB = "003_73dbdf88453a93cf.txt"
 
 
 class EstimateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    model: str
+    model: str = Field(min_length=1, max_length=1024)
     weights: str = "native"
     kv: str | None = None  # default: bf16, or fp16 on GPUs without BF16
-    context: int = Field(DEFAULT_CONTEXT, gt=0)
-    concurrency: int = Field(1, gt=0)
+    context: int = Field(DEFAULT_CONTEXT, gt=0, le=10_000_000)
+    concurrency: int = Field(1, gt=0, le=100_000)
     gpu: str | None = None
-    gpus: int = Field(1, gt=0)
+    gpus: int = Field(1, gt=0, le=64)
     runtime: str = DEFAULT_RUNTIME
-    group_size: int | None = None
+    group_size: int | None = Field(None, ge=-1, le=1 << 16)  # -1: per channel (checked against the scheme)
     utilization: float | None = Field(None, gt=0, le=1)
     perf: bool = False  # add the speed model's figures (needs a GPU)
-    prompt_tokens: int | None = Field(None, gt=0)  # default: context - output
-    output_tokens: int = Field(256, gt=0)
+    prompt_tokens: int | None = Field(None, gt=0, le=10_000_000)  # default: context - output
+    output_tokens: int = Field(256, gt=0, le=1_000_000)
     activations: str | None = None  # default: what the weight scheme runs as on that GPU
-    usd_per_gpu_hour: float | None = Field(None, gt=0)  # default: knowledge/gpu_prices.yaml
+    usd_per_gpu_hour: float | None = Field(None, gt=0, le=1000)  # default: knowledge/gpu_prices.yaml
     # server settings that change its memory accounting; None: the pinned runtime's default on that GPU
     max_num_seqs: int | None = Field(None, gt=0, le=65536)  # vLLM --max-num-seqs (the sampler profile)
     max_num_batched_tokens: int | None = Field(None, gt=0, le=1 << 20)  # vLLM's profile pass / SGLang's chunk

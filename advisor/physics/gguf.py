@@ -266,11 +266,21 @@ _IQ_LOW = {"IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ2_S", "IQ2_M", "IQ1_M"}
 
 
 def _category(name: str) -> str:
-    if name == "output.weight":
-        return "OUTPUT"
-    if name in ("token_embd.weight", "per_layer_token_embd.weight"):
-        return "TOKEN_EMBD"
-    return next((cat for needle, cat in _CATEGORIES if needle in name), "OTHER")
+    short = name.split(".", 2)[2] if name.startswith("blk.") else name  # the category ignores the layer number
+    cat = _CATEGORY_OF.get(short)
+    if cat is None:
+        if short == "output.weight":
+            cat = "OUTPUT"
+        elif short in ("token_embd.weight", "per_layer_token_embd.weight"):
+            cat = "TOKEN_EMBD"
+        else:
+            cat = next((c for needle, c in _CATEGORIES if needle in short), "OTHER")
+        if len(_CATEGORY_OF) < 4096:
+            _CATEGORY_OF[short] = cat
+    return cat
+
+
+_CATEGORY_OF: dict[str, str] = {}  # tensor name without its blk.N. prefix -> category
 
 
 def _allows_quantization(t: _GT) -> bool:
@@ -492,19 +502,21 @@ def _sort_key(t: _GT) -> tuple[int, str]:  # llama_model_loader::weight_name_com
 
 
 def _choose(gguf_arch: str, hp: _Hparams, tensors: list[_GT], ftype: FType, *, imatrix: bool,
-            legacy: bool) -> list[tuple[_GT, str, str | None]]:
-    """(tensor, chosen type, type before a shape fallback or None) for every tensor, in llama.cpp's order."""
-    tensors = sorted(tensors, key=_sort_key)
+            legacy: bool, traits: list[tuple[str, bool]] | None = None) -> list[tuple[_GT, str, str | None]]:
+    """(tensor, chosen type, type before a shape fallback or None) for every tensor, in llama.cpp's order.
+    `traits`: each tensor's (category, allows quantization), when the tensors come sorted (_sorted_layout)."""
+    if traits is None:
+        tensors = sorted(tensors, key=_sort_key)
+        traits = [(_category(t.name), _allows_quantization(t)) for t in tensors]
     qs = _State()
-    for t in tensors:  # init_quantize_state_counters
-        cat = _category(t.name)
+    for cat, _ in traits:  # init_quantize_state_counters
         if cat in ("ATTENTION_V", "ATTENTION_QKV", "ATTENTION_KV_B"):
             qs.n_attention_wv += 1
         if cat == "OUTPUT":
             qs.has_tied_embeddings = False
     out: list[tuple[_GT, str, str | None]] = []
-    for t in tensors:
-        if not _allows_quantization(t):
+    for t, (cat, allowed) in zip(tensors, traits, strict=True):
+        if not allowed:
             out.append((t, t.src, None))
             continue
         new_type = ftype.default
@@ -512,8 +524,7 @@ def _choose(gguf_arch: str, hp: _Hparams, tensors: list[_GT], ftype: FType, *, i
             out.append((t, new_type, None))
             continue
         try:
-            target = _get_type_impl(qs, hp, new_type, t, ftype.name, _category(t.name), imatrix=imatrix,
-                                    legacy=legacy)
+            target = _get_type_impl(qs, hp, new_type, t, ftype.name, cat, imatrix=imatrix, legacy=legacy)
         except ValueError as exc:
             raise AdvisorInputError("model", str(exc)) from None
         final = _fallback(t, target, legacy)
@@ -558,8 +569,26 @@ def _tensor_bytes(ggml_type: str, ne: tuple[int, ...]) -> int:
 
 def _resolve(arch: Architecture, ftype: str, imatrix: bool, legacy: bool) -> list[tuple[_GT, str, str | None]]:
     ft = get_ftype(ftype)
-    gguf_arch, tensors = _layout(arch)
-    return _choose(gguf_arch, _hparams(gguf_arch, arch), tensors, ft, imatrix=imatrix, legacy=legacy)
+    gguf_arch, tensors, traits = _sorted_layout(arch)
+    return _choose(gguf_arch, _hparams(gguf_arch, arch), tensors, ft, imatrix=imatrix, legacy=legacy,
+                   traits=traits)
+
+
+def _sorted_layout(arch: Architecture) -> tuple[str, list[_GT], list[tuple[str, bool]]]:
+    """_layout in llama.cpp's processing order with each tensor's (category, allows quantization), kept for the
+    last few architectures (every file type of one model walks the same tensors)."""
+    hit = _LAYOUTS.get(arch)
+    if hit is None:
+        gguf_arch, tensors = _layout(arch)
+        tensors = sorted(tensors, key=_sort_key)
+        hit = (gguf_arch, tensors, [(_category(t.name), _allows_quantization(t)) for t in tensors])
+        if len(_LAYOUTS) >= 8:
+            _LAYOUTS.pop(next(iter(_LAYOUTS)))
+        _LAYOUTS[arch] = hit
+    return hit
+
+
+_LAYOUTS: dict[Architecture, tuple[str, list[_GT], list[tuple[str, bool]]]] = {}
 
 
 def tensor_types(arch: Architecture, ftype: str, *, imatrix: bool = False, legacy: bool = False) -> list[TensorType]:

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from advisor import __version__, safeyaml
 from advisor.decide.engine import recommend
 from advisor.decide.result import Deployment, EndpointResult, RecommendResult
-from advisor.errors import AdvisorInputError
+from advisor.errors import AdvisorInputError, shown
 from advisor.intake.request import Request, check_ids
 from advisor.knowledge import load_knowledge
 from advisor.knowledge.schema import Knowledge
@@ -506,13 +506,15 @@ def load(text: str | bytes, knowledge: Knowledge | None = None, where: str = "pl
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
-        raise AdvisorInputError(where, f"not valid YAML{at}") from None
+        problem = getattr(exc, "problem", None)
+        why = f": {shown(problem, 80, quote=False)}" if problem else ""
+        raise AdvisorInputError(where, f"not valid YAML{at}{why}") from None
     if not isinstance(data, dict):
         raise AdvisorInputError(where, "expected a YAML mapping (a request, or a plan with a 'request' section)")
     version = data.get("schema_version", SCHEMA_VERSION)
     if version not in READS:
         raise AdvisorInputError(f"{where} schema_version",
-                                f"{version!r} is not supported; this version reads {', '.join(map(str, READS))}")
+                                f"{shown(version)} is not supported; this version reads {', '.join(map(str, READS))}")
     body = data["request"] if "request" in data else {kk: v for kk, v in data.items() if kk != "schema_version"}
     if not isinstance(body, dict):
         raise AdvisorInputError(f"{where} request", "expected a mapping of request fields")

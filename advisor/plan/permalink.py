@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from advisor.errors import closest
+from advisor.errors import closest, shown
 from advisor.intake.catalog import catalog_id
 from advisor.intake.hub import REPO_ID
 from advisor.intake.request import CUSTOM_GPU_ID, FAILURE_MODES, PRIORITIES, Endpoint, Request
@@ -34,6 +34,7 @@ from advisor.knowledge.schema import Knowledge
 VERSION = "1"
 SUPPORTED_VERSIONS = ("1",)
 MAX_ENDPOINTS = 4
+MAX_UNKNOWN_NOTED = 5  # unknown URL parameters named one by one; the rest are counted
 NAME_PATTERN = r"[A-Za-z0-9_-]{1,32}"
 DEFAULT_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 DEFAULT_GPU = "h100-sxm"
@@ -81,7 +82,7 @@ class WizardState(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    model: str = Field(DEFAULT_MODEL, alias="m", min_length=1, max_length=200)
+    model: str = Field(DEFAULT_MODEL, alias="m", min_length=1, max_length=1024)
     gpu: str = Field(DEFAULT_GPU, alias="g", min_length=1, max_length=64)
     gpus: int = Field(1, alias="n", ge=1, le=64)
     runtime: str = Field("auto", alias="r", min_length=1, max_length=64)
@@ -190,15 +191,18 @@ def from_query(query: Mapping[str, Any]) -> tuple[WizardState, list[str]]:
     version = _first(query.get("v", VERSION)) or VERSION
     if version not in SUPPORTED_VERSIONS:
         return WizardState(), [
-            f"this link is version {version!r}, which this release cannot read; showing the defaults instead"
+            f"this link is version {shown(version)}, which this release cannot read; showing the defaults instead"
         ]
     aliases = {f.alias: name for name, f in WizardState.model_fields.items()}
     raw: dict[str, Any] = {}
+    unknown = 0
     for key, value in query.items():
         if key == "v":
             continue
         if key not in aliases:
-            notes.append(f"ignored unknown parameter {key!r}")
+            unknown += 1
+            if unknown <= MAX_UNKNOWN_NOTED:
+                notes.append(f"ignored unknown parameter {shown(key, 40)}")
             continue
         if key == "e":
             endpoints = []
@@ -206,7 +210,7 @@ def from_query(query: Mapping[str, Any]) -> tuple[WizardState, list[str]]:
                 try:
                     endpoints.append(EndpointState.decode(str(text)))
                 except (ValueError, ValidationError) as exc:
-                    notes.append(f"ignored endpoint {i + 1} ({str(text)[:60]!r}): {_short_error(exc)}")
+                    notes.append(f"ignored endpoint {i + 1} ({shown(str(text))}): {_short_error(exc)}")
             if len(_as_list(value)) > MAX_ENDPOINTS:
                 notes.append(f"kept the first {MAX_ENDPOINTS} endpoints of {len(_as_list(value))}")
             names = [e.name for e in endpoints]
@@ -217,6 +221,8 @@ def from_query(query: Mapping[str, Any]) -> tuple[WizardState, list[str]]:
                 raw["e"] = tuple(endpoints)
             continue
         raw[key] = _first(value)
+    if unknown > MAX_UNKNOWN_NOTED:
+        notes.append(f"ignored {unknown - MAX_UNKNOWN_NOTED} more unknown parameters")
     while True:
         try:
             return WizardState.model_validate(raw), notes
@@ -225,7 +231,7 @@ def from_query(query: Mapping[str, Any]) -> tuple[WizardState, list[str]]:
             for key in sorted(bad):
                 field = aliases.get(key, key)
                 notes.append(
-                    f"ignored {field} = {str(raw.get(key))[:60]!r}: {_short_error(exc, key)}; using the default"
+                    f"ignored {field} = {shown(str(raw.get(key)))}: {_short_error(exc, key)}; using the default"
                 )
             raw = {k: v for k, v in raw.items() if k not in bad}
 
@@ -235,7 +241,7 @@ def _short_error(exc: Exception, key: str | None = None) -> str:
         for err in exc.errors():
             if key is None or str(err["loc"][0]) == key:
                 return err["msg"].lower()
-    return str(exc)
+    return shown(str(exc), 120, quote=False)
 
 
 # --------------------------------------------------------------------------- knowledge checks
@@ -247,9 +253,9 @@ def check_against(
     updates: dict[str, Any] = {}
 
     def note(field: str, value: str, choices, fallback: str) -> None:
-        near = closest(value, list(choices))
+        near = closest(value[:200], list(choices))
         hint = f" (did you mean {', '.join(near)}?)" if near else ""
-        notes.append(f"unknown {field} {value!r}{hint}; using {fallback}")
+        notes.append(f"unknown {field} {shown(value)}{hint}; using {fallback}")
 
     canonical = catalog_id(knowledge, state.model) if state.model not in (custom_models or {}) else None
     if canonical is not None and canonical != state.model:  # a short name or alias: the link keeps the catalog id
@@ -267,7 +273,7 @@ def check_against(
     endpoints = []
     for e in state.endpoints:
         if e.workload not in knowledge.workloads:
-            note(f"workload of endpoint {e.name!r}", e.workload, knowledge.workloads, DEFAULT_WORKLOAD)
+            note(f"workload of endpoint {shown(e.name)}", e.workload, knowledge.workloads, DEFAULT_WORKLOAD)
             e = e.model_copy(update={"workload": DEFAULT_WORKLOAD})
         endpoints.append(e)
     updates["endpoints"] = tuple(endpoints)
