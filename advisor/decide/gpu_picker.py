@@ -8,7 +8,9 @@ from pydantic import BaseModel
 
 from advisor.decide.engine import recommend
 from advisor.errors import AdvisorInputError
+from advisor.intake.catalog import model_from_config, resolve_model
 from advisor.intake.request import Request
+from advisor.physics.architecture import tensor_inventory
 from advisor.knowledge import load_knowledge
 from advisor.knowledge.schema import Knowledge
 
@@ -42,23 +44,36 @@ def pick_gpus(
     counts: tuple[int, ...] = GPU_COUNTS,
     gpu_ids: list[str] | None = None,
 ) -> list[GPUOption]:
-    """Options that fit and meet the targets, cheapest first (unpriced ones last, fewest GPUs first)."""
+    """For each GPU kind, the fewest GPUs (of `counts`) that fit the endpoint and meet its targets, with the
+    deployment the search recommends there; cheapest per million output tokens first (unpriced ones last). More
+    GPUs of a kind that already serves the endpoint are not tried: that bounds the work to about one search per
+    kind for a model that fits one GPU (a recommendation for a chosen count comes from the Plan page)."""
     k = knowledge or load_knowledge()
     if len(request.endpoints) != 1:
         raise AdvisorInputError("endpoints", "the GPU picker takes one endpoint")
+    model = (model_from_config(request.custom_model, name=request.model, where=f"config.json of {request.model}")
+             if request.custom_model is not None else resolve_model(k, request.model, field="model"))
+    # No precision stores a weight in less than a bit: a count whose memory cannot hold that is not searched.
+    floor_bytes = sum(t.params for t in tensor_inventory(model.architecture)) / 8
     options = []
     for gpu_id in gpu_ids or list(k.gpus):
-        for n in counts:
+        stop = False
+        for n in sorted(counts):
+            if stop:
+                break
+            if floor_bytes > n * k.gpus[gpu_id].memory_gib * 2**30:
+                continue
             # A price override is for the request's own GPU kind; the others use their list prices.
             price = request.usd_per_gpu_hour if gpu_id == request.gpu else None
             trial = request.model_copy(update={"gpu": gpu_id, "gpus": n, "usd_per_gpu_hour": price})
             try:
-                result = recommend(trial, k, detail=False)
+                result = recommend(trial, k, detail=False, model=model)
             except AdvisorInputError:  # e.g. this count cannot split the attention heads
                 continue
             er = result.endpoints[0]
             if not er.fits or er.pick is None or er.pick.memory is None:
                 continue
+            stop = True  # this kind serves the endpoint at n GPUs: the next counts are not tried
             pick, perf = er.pick, er.pick.performance
             gib = 2**30
             options.append(
