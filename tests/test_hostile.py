@@ -7,6 +7,7 @@ themselves are printed by `python scripts/hostile_costs.py` (median of 3 runs ea
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -73,10 +74,8 @@ CASES: dict[str, Callable[[], object]] = {
 def cost(case: Callable[[], object]) -> float:
     """CPU seconds of one call (a refusal by name counts as an answer)."""
     started = time.process_time()
-    try:
+    with contextlib.suppress(AdvisorInputError):
         case()
-    except AdvisorInputError:
-        pass
     return time.process_time() - started
 
 

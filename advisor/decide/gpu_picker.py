@@ -10,9 +10,9 @@ from advisor.decide.engine import recommend
 from advisor.errors import AdvisorInputError
 from advisor.intake.catalog import model_from_config, resolve_model
 from advisor.intake.request import Request
-from advisor.physics.architecture import tensor_inventory
 from advisor.knowledge import load_knowledge
 from advisor.knowledge.schema import Knowledge
+from advisor.physics.architecture import tensor_inventory
 
 GPU_COUNTS = (1, 2, 4, 8)
 
