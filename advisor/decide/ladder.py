@@ -272,6 +272,31 @@ def kv_options(ctx: EndpointContext, pick: Deployment) -> list[KVOption]:
             continue
         fit = gates.memory_fit(ctx, cand, kv, runtime, tp, pick.concurrency)
         budget = max(0, fit.kv_budget_bytes_per_gpu)
-        out.append(KVOption(kv=kv.id, available=True, fits=fit.fits, max_concurrency=fit.max_concurrency * replicas,
-                            max_context=memory.max_context(ctx.arch, kv, pick.concurrency, budget, tp, limit)))
+        option = KVOption(kv=kv.id, available=True, fits=fit.fits, max_concurrency=fit.max_concurrency * replicas,
+                          max_context=memory.max_context(ctx.arch, kv, pick.concurrency, budget, tp, limit))
+        if not fit.fits:
+            option.reason = (f"does not fit: room for {fit.max_concurrency * replicas:,} sequences of "
+                             f"{ctx.shape.context:,} tokens, {pick.concurrency * replicas:,} needed")
+        else:
+            perf = ctx.speed(cand, kv, runtime, tp, pick.concurrency)
+            quality = ctx.quality(cand, kv, tuple(ctx.verdict(cand, kv, runtime).adjustments))
+            option.tpot_ms, option.ttft_ms = perf.tpot_ms, perf.ttft_ms
+            option.expected_recovery_pct = quality.expected_recovery_pct
+            misses = _target_misses(ctx, perf.tpot_ms, perf.ttft_ms, quality.expected_recovery_pct)
+            option.meets_targets = not misses
+            option.reason = "; ".join(misses) or None
+        out.append(option)
+    return out
+
+
+def _target_misses(ctx: EndpointContext, tpot_ms: float, ttft_ms: float, expected_pct: float) -> list[str]:
+    """The request's targets a configuration misses, each with its figure (e.g. 'misses the 50 ms time-per-token
+    target: 63 ms')."""
+    crit, out = ctx.request.criteria, []
+    if crit.max_tpot_ms and tpot_ms > crit.max_tpot_ms:
+        out.append(f"misses the {crit.max_tpot_ms:g} ms time-per-token target: {tpot_ms:,.1f} ms")
+    if crit.max_ttft_ms and ttft_ms > crit.max_ttft_ms:
+        out.append(f"misses the {crit.max_ttft_ms:g} ms first-token target: {ttft_ms:,.0f} ms")
+    if crit.quality_floor_pct and expected_pct < crit.quality_floor_pct:
+        out.append(f"below the {crit.quality_floor_pct:g}% quality floor: {expected_pct:.2f}%")
     return out

@@ -152,10 +152,14 @@ class KVOption(BaseModel):
 
     kv: str
     available: bool
-    reason: str | None = None
+    reason: str | None = None  # why it is not available, does not fit, or misses a target, with the figure
     fits: bool = False
     max_concurrency: int = 0  # over all replicas
     max_context: int = 0
+    tpot_ms: float | None = None  # at the pick's requests per replica, when it fits
+    ttft_ms: float | None = None
+    expected_recovery_pct: float | None = None
+    meets_targets: bool = False  # fits, and meets the quality floor and the speed and cost targets
 
 
 class NearMiss(BaseModel):

@@ -356,6 +356,14 @@ def _endpoint(k: Knowledge, result: RecommendResult, er: EndpointResult) -> dict
     commands = runtime_commands(k, base, cand, kv, runtime, result.gpu, pick.layout.tensor_parallel,
                                 shape, pick.flags, replicas=pick.layout.replicas, concurrency=pick.concurrency,
                                 checkpoint=use, utilization=pick.memory.utilization, arch=result.model.architecture)
+    longest = pick.memory.max_context
+    if runtime.id == "llama.cpp" and longest and longest > shape.context:
+        # llama-server allocates -c at start and splits it over the -np slots: say what the endpoint's context
+        # costs and what the GPU would hold, so a user who wants the longer context knows the flag to change
+        slots = pick.concurrency
+        commands.notes.append(
+            f"-c {shape.context * slots:,} gives each of the {slots} slot(s) the endpoint's {shape.context:,}-token "
+            f"context; up to {longest:,} tokens per slot fit on this GPU (-c {longest * slots:,} for the longest)")
     out["runtime"] = {**commands.model_dump(), "id": runtime.id, "chosen_by": er.runtime_chosen_by}
     if er.offload:
         out["partial_offload"] = _offload(k, result, er)
