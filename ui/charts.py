@@ -17,6 +17,7 @@ AMBER = "#F59E0B"
 EMERALD = "#10B981"
 PRIMARY_LIGHT = "#A5B4FC"  # indigo-300: the bars that are not the pick
 GREY = "#9CA3AF"  # unavailable
+GREY_TEXT = "#6B7280"  # grey text readable on white (4.8:1) and on a dark theme
 RED = "#DC2626"  # capacity line and overflow
 TEXT = "#374151"
 
@@ -165,7 +166,9 @@ def memory_figure(rows: list[dict], capacity_gib: float, title: str = "Memory pe
     shapes.append({"type": "line", "xref": "x", "yref": "y domain", "x0": capacity_gib, "x1": capacity_gib,
                    "y0": 0, "y1": 1, "line": {"color": RED, "width": 2, "dash": "dash"}})
     annotations = [{"x": capacity_gib, "xref": "x", "y": 1, "yref": "y domain", "text": f"capacity {capacity_gib:.2f} GiB",
-                    "showarrow": False, "yanchor": "bottom", "font": {"color": RED, "size": 12}}]
+                    "showarrow": False, "yanchor": "bottom", "font": {"color": RED, "size": 12},
+                    # to the left of the line when it sits in the right half, so a narrow chart never cuts it
+                    "xanchor": "right" if capacity_gib > x_max / 2 else "left"}]
     for label, row, total in zip(labels, rows, totals, strict=True):
         over = total - capacity_gib
         annotations.append({
@@ -179,18 +182,32 @@ def memory_figure(rows: list[dict], capacity_gib: float, title: str = "Memory pe
     layout = _layout(
         title=title, height=height, top=22, legend=True, barmode="stack", bargap=0.35, shapes=shapes,
         annotations=annotations,
-        xaxis={"title": {"text": "GiB per GPU"}, "range": [0, x_max], "zeroline": False, "gridcolor": "#EEF0F3"},
+        xaxis={"title": {"text": "GiB per GPU"}, "range": [0, x_max], "zeroline": False, "gridcolor": "#EEF0F3",
+               "nticks": 5},
         yaxis={"autorange": "reversed", "tickmode": "array", "tickvals": labels, "ticktext": ticktext,
                "ticksuffix": "  ", "automargin": True},
     )
     return go.Figure(data=traces, layout=layout)
 
 
+def kv_note(row: dict) -> str:
+    """Why a KV format is what it is on the chart, with the figure: the engine's reason where it gives one."""
+    if not row["available"]:
+        return str(row.get("reason") or "not usable on this runtime/GPU")
+    if row.get("reason"):
+        return str(row["reason"])
+    if row["picked"]:
+        return "picked"
+    return "fits and meets every target" if row.get("meets_targets", True) else "not picked"
+
+
 def kv_capacity_figure(rows: list[dict], metric: str, title: str = "") -> go.Figure:
     """One bar per KV-cache format (given order): how many sequences, or how long a context, fits.
 
     The picked format is indigo, the others light indigo; formats the runtime/GPU cannot use are grey
-    with the text "n/a". Values are written on the bars with thousands separators.
+    with the text "n/a"; a format that misses a target or does not fit (``meets_targets`` false) is marked
+    with a cross. Values are written on the bars with thousands separators; the hover says why, with the
+    figure, from each row's ``reason`` (the plan's ``kv_options``) and its ``tpot_ms`` where given.
     """
     if metric not in KV_METRICS:
         raise ValueError(f"metric must be one of {', '.join(KV_METRICS)}; got {metric!r}")
@@ -198,14 +215,23 @@ def kv_capacity_figure(rows: list[dict], metric: str, title: str = "") -> go.Fig
 
     names = _unique([str(r["kv"]) for r in rows])
     values = [int(r["value"]) for r in rows]
+    misses = [r["available"] and not r.get("meets_targets", True) for r in rows]
     colours = [(GREY if not r["available"] else PRIMARY if r["picked"] else PRIMARY_LIGHT) for r in rows]
-    texts = [f"{v:,}" if r["available"] else "n/a" for r, v in zip(rows, values, strict=True)]
-    notes = [("picked" if r["picked"] else "") if r["available"] else "not usable on this runtime/GPU" for r in rows]
+    texts = [(f"{v:,}" + (" \u2717" if miss else "")) if r["available"] else "n/a"
+             for r, v, miss in zip(rows, values, misses, strict=True)]
+    notes = []
+    for r in rows:
+        note = kv_note(r)
+        if r["available"] and r.get("tpot_ms") is not None:
+            note += f"<br>{float(r['tpot_ms']):,.1f} ms per token at this load"
+        if r["available"] and r.get("expected_recovery_pct") is not None:
+            note += f", {float(r['expected_recovery_pct']):.2f}% expected accuracy"
+        notes.append(note)
 
     trace = {
         "type": "bar", "orientation": "h", "y": names, "x": values,
         "marker": {"color": colours, "line": {"width": 0}}, "text": texts, "textposition": "outside",
-        "cliponaxis": False, "textfont": {"size": 13, "color": [TEXT if r["available"] else GREY for r in rows]},
+        "cliponaxis": False, "textfont": {"size": 13, "color": [TEXT if r["available"] else GREY_TEXT for r in rows]},
         "customdata": notes, "hovertemplate": f"<b>%{{y}}</b>: %{{x:,}} {unit}<br>%{{customdata}}<extra></extra>",
         "showlegend": False,
     }
@@ -213,8 +239,8 @@ def kv_capacity_figure(rows: list[dict], metric: str, title: str = "") -> go.Fig
     top = max(values, default=0)
     layout = _layout(
         title=title, height=110 + 40 * len(rows) + (TITLE_PX if title else 0), top=14, bargap=0.35,
-        xaxis={"title": {"text": axis_title}, "tickformat": ",", "range": [0, (top or 1) * 1.15],
-               "gridcolor": "#EEF0F3", "zeroline": False},
+        xaxis={"title": {"text": axis_title}, "tickformat": ",", "range": [0, (top or 1) * (1.3 if any(misses) else 1.15)],
+               "gridcolor": "#EEF0F3", "zeroline": False, "nticks": 4},
         yaxis={"autorange": "reversed", "tickmode": "array", "tickvals": names, "ticktext": ticktext,
                "ticksuffix": "  ", "title": {"text": "KV cache"}},
     )
@@ -257,9 +283,12 @@ def pareto_figure(rows: list[dict], title: str = "") -> go.Figure:
     return go.Figure(data=traces, layout=layout)
 
 
-def throughput_figure(series: list[dict], current: int | None = None) -> go.Figure:
+def throughput_figure(series: list[dict], current: int | None = None, point: dict | None = None) -> go.Figure:
     """Aggregate output tokens/s against concurrency, one line per configuration; dotted where it no
-    longer fits in memory. Shows where each precision's knee is."""
+    longer fits in memory. Shows where each precision's knee is.
+
+    ``point`` (concurrency, throughput, tpot_ms): the endpoint's own figures, drawn as a diamond on the
+    pick's line so the chart shows the same tokens/s and time per token as the metrics above it."""
     fig = go.Figure()
     for i, s in enumerate(series):
         colour = SERIES_COLOURS[i % len(SERIES_COLOURS)]
@@ -291,6 +320,13 @@ def throughput_figure(series: list[dict], current: int | None = None) -> go.Figu
                     hoverinfo="skip",
                 )
             )
+    if point:
+        fig.add_trace(go.Scatter(
+            x=[point["concurrency"]], y=[point["throughput"]], mode="markers", name="this endpoint",
+            marker={"symbol": "diamond", "size": 12, "color": PRIMARY, "line": {"width": 1.5, "color": "white"}},
+            customdata=[[point["tpot_ms"]]], showlegend=False,
+            hovertemplate="this endpoint: %{x} sequences, %{y:,.0f} tokens/s, %{customdata[0]:,.1f} ms per token"
+            "<extra></extra>"))
     xs = [p["concurrency"] for s in series for p in s["points"]] + ([current] if current else [])
     low, high = (min(xs), max(xs)) if xs else (1, 2)
     if current:
@@ -305,7 +341,7 @@ def throughput_figure(series: list[dict], current: int | None = None) -> go.Figu
             showarrow=False,
             xanchor="left",
             yanchor="top",
-            font={"color": GREY, "size": 12},
+            font={"color": GREY_TEXT, "size": 12},
         )
     ticks = [2**k for k in range(max(0, int(math.log2(low))), int(math.log2(high)) + 1)]
     _base_layout(fig, title="", height=360, top=10, legend=True)
@@ -378,4 +414,39 @@ def cost_figure(rows: list[dict]) -> go.Figure:
         xaxis={"title": {"text": "$ per million output tokens (modelled)"}, "rangemode": "tozero"},
         yaxis={"autorange": "reversed"},
     )
+    return fig
+
+
+# --------------------------------------------------------------------------- dark theme
+DARK_TEXT = "#E5E7EB"  # gray-200: 13:1 on Streamlit's dark background
+DARK_GRID = "#3F4451"
+_LIGHT_TEXTS = {TEXT.lower(), GREY_TEXT.lower()}
+
+
+def apply_theme(fig: go.Figure, dark: bool) -> go.Figure:
+    """The figure readable on the page's theme: on a dark theme, transparent backgrounds (the page's own),
+    light text and grid lines, and the label boxes behind totals made dark. Light: unchanged."""
+    if not dark:
+        return fig
+    axes = {name: {"gridcolor": DARK_GRID, "linecolor": DARK_GRID, "zerolinecolor": DARK_GRID}
+            for name in fig.layout if name.startswith(("xaxis", "yaxis"))} or {
+        "xaxis": {"gridcolor": DARK_GRID}, "yaxis": {"gridcolor": DARK_GRID}}
+    fig.update_layout(paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
+                      font={"color": DARK_TEXT}, title_font_color=DARK_TEXT, legend_font_color=DARK_TEXT,
+                      hoverlabel={"bgcolor": "#262730", "font": {"color": DARK_TEXT}}, **axes)
+    for annotation in fig.layout.annotations or ():
+        colour = (annotation.font.color or "").lower() if annotation.font else ""
+        if not colour or colour in _LIGHT_TEXTS:
+            annotation.font.color = DARK_TEXT
+        if annotation.bgcolor:
+            annotation.bgcolor = "rgba(14,17,23,0.85)"
+    for trace in fig.data:
+        font = getattr(trace, "textfont", None)
+        if font is not None and font.color is not None:
+            colours = font.color if isinstance(font.color, list | tuple) else [font.color]
+            mapped = [DARK_TEXT if str(c).lower() in _LIGHT_TEXTS else c for c in colours]
+            font.color = mapped if isinstance(font.color, list | tuple) else mapped[0]
+        marker = getattr(trace, "marker", None)
+        if marker is not None and getattr(marker, "line", None) is not None and marker.line.color == TEXT:
+            marker.line.color = DARK_TEXT
     return fig
