@@ -15,18 +15,15 @@ from advisor.plan import document as plan_module
 from advisor.plan.permalink import MAX_ENDPOINTS, custom_gpu_of
 from ui import state as ui_state
 from ui.frame import (
-    build_plan,
     cap,
-    current_state,
     model_found,
-    or_stop,
     page_frame,
     plan_yaml,
-    request_for,
     safe_message,
     safe_text,
     show_url_notes,
     speed_series,
+    try_plan,
 )
 from ui.views import render_endpoint
 
@@ -60,6 +57,8 @@ def _add_config() -> None:
     name = str(config.get("_name_or_path") or (stem if stem != "config" else "uploaded-model"))[:200]
     custom_models[name] = config
     st.session_state[ui_state.FIELDS["model"]] = name
+    for key in ("_plan_error", "_plan_imported", "_plan_lost"):  # an earlier upload's notice no longer applies
+        st.session_state.pop(key, None)
 
 
 def _import_plan() -> None:
@@ -80,6 +79,7 @@ def _import_plan() -> None:
         st.session_state["_plan_error"] = f"{cap(upload.name)} could not be restored: " + "; ".join(lost)
         return
     ui_state.write_state(restored)
+    st.session_state.pop("_config_error", None)  # an earlier upload's error no longer applies
     st.session_state["_plan_imported"] = upload.name
     st.session_state["_plan_lost"] = lost
 
@@ -218,8 +218,9 @@ with st.sidebar:
             st.caption(f"{safe_text(custom_gpu.name)}: {custom_gpu.architecture}, {custom_gpu.memory_gib:g} GiB, runs "
                        f"{', '.join(f for f in custom_gpu.native_formats if f != 'fp32')} natively; matmul "
                        "efficiency assumed 0.8 (typical of measured NVIDIA parts).")
-    st.number_input(
-        "GPUs (tensor parallel)", min_value=1, max_value=64, key=ui_state.FIELDS["gpus"], persist_state="session"
+    st.number_input(  # no widget bounds: an out-of-range value is named in a banner, never clamped in silence
+        "GPUs (tensor parallel)", step=1, key=ui_state.FIELDS["gpus"], persist_state="session",
+        help="1 to 64 GPUs in one tensor-parallel replica.",
     )
     st.selectbox(
         "Runtime",
@@ -290,28 +291,30 @@ with st.sidebar:
             a, b = st.columns(2)
             preset = knowledge.workloads.get(st.session_state.get(ui_state.endpoint_key(i, "workload")) or "")
             ceiling = preset is not None and preset.concurrency_mode == "ceiling"
+            # No widget bounds on these: a value out of range is named in a banner above the last good result,
+            # never clamped to the nearest bound in silence.
             a.number_input(
                 "Concurrent requests, at most" if ceiling else "Concurrent requests",
-                1,
-                100_000,
+                step=1,
                 key=ui_state.endpoint_key(i, "concurrency"),
                 persist_state="session",
-                help="Batch work: the most requests in flight; the engine chooses how many each replica runs."
-                if ceiling else "Requests served at once; all of them must fit.",
+                help="1 to 100,000. Batch work: the most requests in flight; the engine chooses how many each replica "
+                "runs." if ceiling else "1 to 100,000 requests served at once; all of them must fit.",
             )
             b.number_input(
                 "Context (0 = prompt + output)",
-                0,
-                10_000_000,
                 step=1024,
                 key=ui_state.endpoint_key(i, "context"),
                 persist_state="session",
+                help="Tokens per sequence, up to the model's own limit; 0 = prompt + output.",
             )
             a.number_input(
-                "Prompt tokens", 1, 10_000_000, key=ui_state.endpoint_key(i, "prompt_tokens"), persist_state="session"
+                "Prompt tokens", step=1, key=ui_state.endpoint_key(i, "prompt_tokens"), persist_state="session",
+                help="1 to 10,000,000, within the context.",
             )
             b.number_input(
-                "Output tokens", 1, 1_000_000, key=ui_state.endpoint_key(i, "output_tokens"), persist_state="session"
+                "Output tokens", step=1, key=ui_state.endpoint_key(i, "output_tokens"), persist_state="session",
+                help="1 to 1,000,000, within the context.",
             )
 
     st.subheader("Import")
@@ -341,8 +344,18 @@ st.caption(
 )
 show_url_notes()
 
-state = current_state()
-document = or_stop(*build_plan(request_for(state)))
+LAST_GOOD = "_last_good"  # the last settings that planned, with their plan: kept on screen while a field is bad
+state, request, document, problem = try_plan(custom_models)
+if problem is None:
+    ui_state.sync_url(state)
+    st.session_state[LAST_GOOD] = (state, request, document)
+elif st.session_state.get(LAST_GOOD) is None:
+    st.error(f"These settings cannot be planned: {safe_message(problem)}", icon=":material/error:")
+    st.stop()
+else:
+    state, request, document = st.session_state[LAST_GOOD]
+    st.error(f"**Not updated.** {safe_message(problem)}. The plan below is still the last good one, for the settings "
+             "before this change (the link too); correct the field to update it.", icon=":material/error:")
 
 share, download = st.columns([4, 1], vertical_alignment="bottom")
 with share:
@@ -363,7 +376,6 @@ with download:
     )
 
 endpoints = document["endpoints"]
-request = request_for(state)
 
 
 def curves(i: int):

@@ -102,6 +102,36 @@ def current_state() -> WizardState:
     return state
 
 
+def try_plan(custom_models: dict) -> tuple[WizardState | None, Request | None, dict | None, str | None]:
+    """The widgets' state, its request and its plan, or the first of them that failed with one line naming the
+    field (never stops the run: the wizard keeps the last good result on screen)."""
+    values_state, error = ui_state.read_state()
+    if values_state is None:
+        return None, None, None, error
+    custom = custom_models.get(values_state.model)
+    try:
+        request = to_request(values_state, custom_model=custom)
+    except ValidationError as exc:
+        return values_state, None, None, ui_state.error_line(exc, ())
+    document, error = build_plan(request)
+    return values_state, request, document, error
+
+
+def dark_theme() -> bool:
+    """Whether the page is drawn dark: the browser's theme when it told us, else the server's theme.base."""
+    kind = getattr(getattr(st.context, "theme", None), "type", None)
+    if kind is None:
+        kind = st.get_option("theme.base")
+    return kind == "dark"
+
+
+def show_chart(fig, key: str) -> None:
+    """A Plotly figure in the page's theme (light or dark), full width, no mode bar."""
+    from ui.charts import apply_theme
+
+    st.plotly_chart(apply_theme(fig, dark_theme()), key=key, width="stretch", config={"displayModeBar": False})
+
+
 def or_stop(value, error: str | None):
     """The engine's answer, or a readable error and an end to this run (never a traceback)."""
     if value is None:

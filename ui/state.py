@@ -63,6 +63,28 @@ ENDPOINT_FIELDS = ("name", "workload", "concurrency", "prompt_tokens", "output_t
 N_ENDPOINTS = "w_n_endpoints"
 
 
+FIELD_LABELS = {  # WizardState / request field -> the wizard's label, so a bad value is named as the user sees it
+    "model": "Model", "gpu": "GPU", "gpus": "GPUs (tensor parallel)", "runtime": "Runtime", "priority": "Priority",
+    "quality_floor": "Quality floor", "max_ttft_ms": "Time to first token target",
+    "max_tpot_ms": "Time per output token target", "max_cost": "Cost target",
+    "usd_per_gpu_hour": "Price per GPU-hour", "host_memory_gib": "System RAM",
+    "host_memory_bandwidth_gbps": "RAM bandwidth", "gpu_name": "GPU name", "gpu_memory_gib": "GPU memory",
+    "gpu_bandwidth_tbps": "GPU bandwidth", "gpu_cc": "Compute capability", "name": "Name",
+    "workload": "Workload", "concurrency": "Concurrent requests", "prompt_tokens": "Prompt tokens",
+    "output_tokens": "Output tokens", "context": "Context",
+}
+
+
+def field_label(loc: tuple | list) -> str:
+    """'endpoints.0.concurrency' -> 'Endpoint 1 · Concurrent requests'."""
+    parts = [str(x) for x in loc]
+    if len(parts) >= 3 and parts[0] == "endpoints" and parts[1].isdigit():
+        return f"Endpoint {int(parts[1]) + 1} · {FIELD_LABELS.get(parts[2], parts[2])}"
+    if parts and parts[0] in FIELD_LABELS:
+        return FIELD_LABELS[parts[0]]
+    return ".".join(parts) or "settings"
+
+
 def endpoint_key(i: int, field: str) -> str:
     return f"w_e{i}_{field}"
 
@@ -99,14 +121,25 @@ def read_state() -> tuple[WizardState | None, str | None]:
     count = int(st.session_state.get(N_ENDPOINTS, 1))
     endpoints = []
     for i in range(count):
-        endpoints.append({field: st.session_state.get(endpoint_key(i, field)) for field in ENDPOINT_FIELDS})
+        raw = {field: st.session_state.get(endpoint_key(i, field)) for field in ENDPOINT_FIELDS}
+        try:
+            endpoints.append(EndpointState(**raw))
+        except ValidationError as exc:
+            return None, error_line(exc, ("endpoints", i))
     try:
-        return WizardState(**values, endpoints=tuple(EndpointState(**e) for e in endpoints)), None
+        return WizardState(**values, endpoints=tuple(endpoints)), None
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        hint = " (endpoint names use letters, digits, - and _)" if where.endswith("name") else ""
-        return None, f"{where}: {err['msg']}{hint}"
+        return None, error_line(exc, ())
+
+
+def error_line(exc: ValidationError, prefix: tuple) -> str:
+    """One line naming the field as the wizard labels it, what is wrong and the value entered."""
+    err = exc.errors()[0]
+    loc = (*prefix, *err["loc"])
+    value = err.get("input")
+    entered = f" (entered {value:,})" if isinstance(value, int | float) and not isinstance(value, bool) else ""
+    hint = " (endpoint names use letters, digits, - and _)" if str(loc[-1]) == "name" else ""
+    return f"{field_label(loc)}: {err['msg'][:1].lower()}{err['msg'][1:]}{entered}{hint}"
 
 
 def sync_url(state: WizardState) -> None:
