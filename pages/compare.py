@@ -6,7 +6,17 @@ import streamlit as st
 
 from advisor.plan.document import memory_per_gpu
 from ui import charts
-from ui.frame import current_state, or_stop, page_frame, recommend_result, request_for, safe_text, show_url_notes
+from ui.frame import (
+    current_state,
+    or_stop,
+    page_frame,
+    recommend_result,
+    request_for,
+    safe_text,
+    show_chart,
+    show_url_notes,
+)
+from ui.views import glossary
 
 knowledge = page_frame("Compare")
 st.title("Compare configurations")
@@ -39,10 +49,13 @@ for dep in endpoint.ranked:
         options[label(dep)] = dep
 if endpoint.pick is not None and not endpoint.fits:  # nothing fits: start from the closest option
     options[f"{label(endpoint.pick)} (closest; does not serve)"] = endpoint.pick
+closest = (endpoint.pick.candidate, endpoint.pick.kv) if endpoint.pick is not None and not endpoint.fits else None
 for rejection in endpoint.rejected:
-    if rejection.memory is not None:
+    if rejection.memory is not None and (rejection.candidate, rejection.kv) != closest:
+        # The label says what the table's "fits" column says: "(does not fit)" only where memory is the reason.
+        why = "does not fit" if not rejection.memory.fits else "ruled out"
         options.setdefault(
-            f"{rejection.notation} KV-{(rejection.kv or '').upper()} · {rejection.candidate} (does not fit)", rejection
+            f"{rejection.notation} KV-{(rejection.kv or '').upper()} · {rejection.candidate} ({why})", rejection
         )
 if not options:
     st.info("Nothing to compare: no configuration can be served here. See the Plan page for the reasons.")
@@ -75,6 +88,7 @@ for name in picked:
             "runtime": knowledge.runtimes[item.runtime].name if deployed else "",
             "expected accuracy %": round(item.quality.expected_recovery_pct, 2) if deployed else None,
             "worst case %": round(item.quality.worst_recovery_pct, 2) if deployed else None,
+            "sequences per replica": item.concurrency if deployed else None,
             "ms per token": round(perf.tpot_ms, 1) if perf else None,
             "first token ms": round(perf.ttft_ms) if perf else None,
             "tokens/s": round(perf.throughput_tokens_per_s) if perf else None,
@@ -107,14 +121,19 @@ for name in picked:
         )
 
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+st.caption("ms per token, first token and tokens/s are each configuration's at its own load (sequences per replica; "
+           "the same figures the Plan page shows for the pick). First token is one prompt's prefill with no time "
+           "spent queued; under load, requests also wait for each other. GiB per GPU is set against what the "
+           "runtime leaves usable on each GPU (the dashed line).")
 if points and len({p["cost_unit"] for p in points}) == 1:
-    st.plotly_chart(charts.pareto_figure(points, title="Accuracy against cost (colour: ms per token)"),
-                    key="compare_pareto", width="stretch", config={"displayModeBar": False})
+    show_chart(charts.pareto_figure(points, title="Accuracy against cost (colour: ms per token)"), key="compare_pareto")
 if bars:
-    capacity = result.gpu.memory_gib
-    st.plotly_chart(
-        charts.memory_figure(bars, capacity), key="compare_memory", width="stretch", config={"displayModeBar": False}
-    )
+    # The capacity the fit checks used (what the runtime leaves usable), not the GPU's nominal memory: a bar
+    # between the two would otherwise read "(does not fit)" while ending inside the line.
+    usable = [memory_per_gpu(options[n].memory)["capacity"] for n in picked if options[n].memory is not None]
+    capacity = min(usable) if usable else result.gpu.memory_gib
+    show_chart(charts.memory_figure(bars, capacity), key="compare_memory")
+glossary()
 if endpoint.claims:
     st.markdown("**Rules of thumb for this endpoint, checked against the numbers**")
     st.dataframe(pd.DataFrame([{"rule": c.title, "about": c.metric, "the numbers": "agree" if c.holds else "disagree",

@@ -9,9 +9,46 @@ import streamlit as st
 
 from advisor.knowledge.schema import Knowledge
 from ui import charts
-from ui.frame import safe_text
+from ui.frame import safe_text, show_chart
 
 MAX_CHART_ROWS = 8
+
+# Seed 003's scenarios, as knowledge/candidates.yaml assigns them (a "+D" adds a quantized KV cache).
+SCENARIOS = {
+    "baseline": "16-bit weights and activations, nothing quantized",
+    "A": "weight-only quantization (W8A16, W4A16, GGUF, EXL2): weights stored small, activations stay 16-bit",
+    "B": "integer or FP4 weights and activations (INT8 W8A8 SmoothQuant, W4A8, NVFP4)",
+    "C": "FP8 weights and activations, on GPUs with FP8 tensor cores",
+    "D": "a quantized KV cache (FP8, INT8, INT4, q8_0, q4_0) instead of 16-bit",
+    "E": "2-3 bit weights: extreme compression that needs distillation or fine-tuning to recover accuracy",
+}
+TERMS = {
+    "Expected accuracy": "the share of the BF16 model's task scores this configuration keeps, averaged over the "
+    "workload's tasks from published measurements (knowledge/quality.yaml); 100% = no loss.",
+    "Worst case": "the lowest the same evidence allows (the worst published result, widened where the evidence "
+    "is only from a nearby model); plan for it on critical endpoints.",
+    "Balanced utility": "the balanced priority's score: expected accuracy plus one point for each halving of the "
+    "cost per million tokens (knowledge/priorities.yaml).",
+    "TPOT": "time per output token: one decode step with the endpoint's sequences in the batch; the time-per-token "
+    "target is checked against it.",
+    "TTFT": "time to first token: one prompt's prefill, with no time spent queued behind other requests.",
+    "Pareto front": "options no other option beats on expected accuracy, cost, TPOT and TTFT together.",
+}
+
+
+def scenario_text(code: str) -> str:
+    """'A+D' -> 'A = weight-only ...; D = a quantized KV cache ...' (unknown letters are named as they are)."""
+    parts = [p.strip() for p in str(code).split("+") if p.strip()]
+    return "; ".join(f"{p} = {SCENARIOS.get(p, 'not a scenario this app knows')}" for p in parts)
+
+
+def glossary(scenario: str | None = None) -> None:
+    with st.expander("What the letters and scores mean", icon=":material/help:"):
+        lines = [f"- **Scenario {k}**: {v}" for k, v in SCENARIOS.items() if k != "baseline"]
+        lines.append("- Scenarios combine with +: **A+D** is weight-only quantization with a quantized KV cache "
+                     "(seed 003).")
+        lines += [f"- **{k}**: {v}" for k, v in TERMS.items()]
+        st.markdown("\n".join(lines))
 
 
 def _md(text: object) -> str:
@@ -80,9 +117,48 @@ def memory_rows(endpoint: dict) -> list[dict]:
 def kv_rows(endpoint: dict) -> list[dict]:
     picked = (endpoint.get("recommendation") or {}).get("kv_cache", {}).get("kv_format")
     return [
-        {"kv": o["kv"], "value": o["max_concurrency"], "picked": o["kv"] == picked, "available": o["available"]}
+        {"kv": o["kv"], "value": o["max_concurrency"], "picked": o["kv"] == picked, "available": o["available"],
+         "reason": o.get("reason"), "meets_targets": o.get("meets_targets", True), "tpot_ms": o.get("tpot_ms"),
+         "expected_recovery_pct": o.get("expected_recovery_pct")}
         for o in endpoint.get("kv_options", [])
     ]
+
+
+def kv_lines(endpoint: dict) -> list[str]:
+    """One plain line per KV format: picked, or why not, with the figure (the plan's kv_options)."""
+    rec = endpoint.get("recommendation") or {}
+    picked = rec.get("kv_cache", {}).get("kv_format")
+    pick = next((o for o in endpoint.get("kv_options", []) if o["kv"] == picked), None)
+    lines = []
+    for o in endpoint.get("kv_options", []):
+        figures = []
+        if o["available"] and o.get("tpot_ms") is not None:
+            figures.append(f"{o['tpot_ms']:,.1f} ms per token")
+        if o["available"] and o.get("expected_recovery_pct") is not None:
+            figures.append(f"{o['expected_recovery_pct']:.2f}% expected accuracy")
+        if o["available"]:
+            figures.append(f"room for {o['max_concurrency']:,} sequences")
+        tail = f" ({', '.join(figures)})" if figures else ""
+        if o["kv"] == picked:
+            text = f"picked{tail}"
+        elif o.get("reason"):
+            text = f"{o['reason']}" + (tail if o["available"] else "")
+        elif o["available"] and o.get("meets_targets") and pick is not None:
+            text = f"also meets every target{tail}; not picked: the objective preferred the pick"
+        else:
+            text = f"not picked{tail}"
+        lines.append(f"{o['kv']}: {text}")
+    return lines
+
+
+def kv_explanation(endpoint: dict) -> str:
+    """The list under the KV chart, as Markdown (every line escaped: it quotes the engine's reasons)."""
+    lines = kv_lines(endpoint)
+    if not lines:
+        return ""
+    head = ("**Why each KV format** (✗ on the chart: misses a target or does not fit; n/a: this runtime or GPU "
+            f"cannot use it). Objective: {_md(endpoint.get('objective', ''))}.")
+    return head + "\n\n" + "\n".join(f"- {_md(line)}" for line in lines)
 
 
 def pareto_rows(endpoint: dict) -> list[dict]:
@@ -115,12 +191,17 @@ def _metrics(endpoint: dict) -> None:
     def label(name: str, key: str) -> str:  # the band in the label, so a narrow column never cuts it off
         return f"{name} ±{band[key]:g}%" if band.get(key) else name
 
+    per_replica = d["requests_per_replica"]
+    load = f"{per_replica:,} sequence{'s' if per_replica != 1 else ''}" + (" per replica" if d["replicas"] > 1 else "")
     cols[1].metric(label("TPOT", "decode"), f"{perf.get('tpot_ms', 0):,.1f} ms",
-                   help="time per output token, modelled, at this concurrency." + (held if band else ""))
+                   help=f"time per output token, modelled under this endpoint's load: one decode step with {load} in "
+                   "the batch. The time-per-token target is checked against this figure." + (held if band else ""))
     cols[2].metric(label("TTFT", "prefill"), f"{perf.get('ttft_ms', 0):,.0f} ms",
-                   help="time to first token: one prompt's prefill, no queueing." + (held if band else ""))
+                   help="time to first token: one prompt's prefill, with no time spent queued behind other requests."
+                   + (held if band else ""))
     cols[3].metric(label("Tokens/s", "throughput"), f"{perf.get('throughput_tokens_per_s', 0):,.0f}",
-                   help="output tokens per second, all requests and replicas, prefill included." + (held if band else ""))
+                   help=f"output tokens per second over all {d['total_requests']:,} requests and replicas, with the "
+                   "prompts' prefill interleaved." + (held if band else ""))
     cost = perf.get("cost_per_million_tokens")
     cols[4].metric(label("Cost/M tok", "throughput"), "-" if cost is None else f"${cost:,.2f}",
                    help=f"at ${perf.get('usd_per_gpu_hour') or 0:g} per GPU-hour" if cost is not None
@@ -137,6 +218,22 @@ def _metrics(endpoint: dict) -> None:
                    + (" per replica" if m["replicas"] > 1 else ""))
     cols[4].metric("Max sequences", f"{m['max_concurrency']:,}", help=f"at {endpoint['shape']['context']:,} tokens")
     cols[5].metric("Max context", f"{m['max_context']:,}", help=f"at {endpoint['shape']['concurrency']} sequences")
+    if perf:
+        st.caption(_md(speed_note(endpoint)))
+
+
+def speed_note(endpoint: dict) -> str:
+    """How TPOT, TTFT and tokens/s relate, at the endpoint's load, so the three figures reconcile on the page."""
+    perf, d = endpoint["performance"], endpoint["deployment"]
+    total, tpot, tput = d["total_requests"], perf["tpot_ms"], perf["throughput_tokens_per_s"]
+    decoding = total * 1000 / tpot if tpot else 0
+    per_seq = total * 1000 / tput if tput else 0
+    load = f"{d['requests_per_replica']:,} sequences per replica x {d['replicas']}" if d["replicas"] > 1 \
+        else f"{total:,} sequence{'s' if total != 1 else ''}"
+    return (f"At this endpoint's load ({load}): TPOT {tpot:,.1f} ms is one decode step, so decoding alone gives "
+            f"{decoding:,.0f} tokens/s; prompts prefilled between decode steps bring it to {tput:,.0f} tokens/s, "
+            f"{per_seq:,.1f} ms per token per sequence on average. TTFT {perf['ttft_ms']:,.0f} ms assumes no time "
+            "spent queued: it is one prompt's prefill alone; under load, requests also wait for each other.")
 
 
 def render_endpoint(endpoint: dict, knowledge: Knowledge, key: str, speed=None) -> None:
@@ -150,7 +247,8 @@ def render_endpoint(endpoint: dict, knowledge: Knowledge, key: str, speed=None) 
         _table([{"configuration": r["notation"], "why not": "; ".join(r["reasons"])} for r in endpoint["rejected"]])
         return
     w, kv = rec["weights"], rec["kv_cache"]
-    st.markdown(f"#### {_md(rec['notation'])} · scenario {_md(rec['scenario'])}")
+    st.markdown(f"#### {_md(rec['notation'])} · scenario {_md(rec['scenario'])}",
+                help="Scenario " + _md(scenario_text(rec["scenario"])) + " (seed 003's scenarios A-E).")
     st.caption(_md(
         f"Weights {w['format'].upper()} ({w['scheme']}, {w['method'] or 'no method'}, "
         f"{w['bits_per_weight']} bits/weight with everything kept in 16-bit) · activations "
@@ -158,7 +256,9 @@ def render_endpoint(endpoint: dict, knowledge: Knowledge, key: str, speed=None) 
         f"({kv['bytes_per_element']} bytes/element) · runtime {endpoint['runtime']['name']} "
         f"{endpoint['runtime']['version']}"
     ))
+    st.caption("Scenario " + _md(scenario_text(rec["scenario"])) + ".")
     _metrics(endpoint)
+    glossary()
     if endpoint.get("what_would_fit"):
         st.warning("What would fit: " + _md("; ".join(endpoint["what_would_fit"])), icon=":material/lightbulb:")
     for near in endpoint.get("near_misses", []):
@@ -171,7 +271,7 @@ def render_endpoint(endpoint: dict, knowledge: Knowledge, key: str, speed=None) 
             st.dataframe(
                 [{"configuration": o["notation"], "layers on GPU": f"{o['gpu_layers']} of {o['total_layers']}",
                   "VRAM GiB": o["vram_gib"], "RAM GiB": o["ram_gib"], "ms/token": o["tpot_ms"],
-                  "tokens/s": o["decode_tokens_per_s"], "expected accuracy %": o["expected_recovery_pct"],
+                  "tokens/s, one sequence": o["decode_tokens_per_s"], "expected accuracy %": o["expected_recovery_pct"],
                   "RAM": o["ram_check"]} for o in endpoint["partial_offload"]],
                 hide_index=True, width="stretch")
             st.code("\n".join(o["serve_command"] for o in endpoint["partial_offload"]), language="bash",
@@ -181,21 +281,13 @@ def render_endpoint(endpoint: dict, knowledge: Knowledge, key: str, speed=None) 
     with left:
         rows = memory_rows(endpoint)
         if rows:
-            st.plotly_chart(
-                charts.memory_figure(rows, m_capacity(endpoint)),
-                key=f"{key}_mem",
-                width="stretch",
-                config={"displayModeBar": False},
-            )
+            show_chart(charts.memory_figure(rows, m_capacity(endpoint)), key=f"{key}_mem")
     with right:
         kvs = kv_rows(endpoint)
         if kvs:
-            st.plotly_chart(
-                charts.kv_capacity_figure(kvs, "max_concurrency", title="KV cache format: sequences that fit"),
-                key=f"{key}_kv",
-                width="stretch",
-                config={"displayModeBar": False},
-            )
+            show_chart(charts.kv_capacity_figure(kvs, "max_concurrency", title="KV cache format: sequences that fit"),
+                       key=f"{key}_kv")
+            st.markdown(kv_explanation(endpoint))
 
     # Lazy tabs: only the open one is rendered, which keeps each rerun (and the browser) light.
     sections = {
@@ -247,8 +339,8 @@ def _tradeoffs(endpoint: dict, key: str) -> None:
     st.markdown(f"**Objective ({_md(endpoint['priority'])}):** {_md(endpoint['objective'])}")
     points = pareto_rows(endpoint)
     if points:
-        st.plotly_chart(charts.pareto_figure(points, title="Accuracy against cost (colour: ms per token)"),
-                        key=f"{key}_pareto", width="stretch", config={"displayModeBar": False})
+        show_chart(charts.pareto_figure(points, title="Accuracy against cost (colour: ms per token)"),
+                   key=f"{key}_pareto")
     _table([
         {"pick": "★" if p["pick"] else "", "configuration": f"{p['notation']} ({p['candidate']})",
          "runtime": p["runtime"], "layout": f"TP{p['layout']['tensor_parallel']} x{p['layout']['replicas']}",
@@ -336,6 +428,8 @@ def _run_it(endpoint: dict, rec: dict) -> None:
     rt = endpoint["runtime"]
     st.markdown(f"**Serve** with {_md(rt['name'])} {_md(rt['version'])} ({_md(rt['chosen_by'])}):")
     st.code(rt["serve_command"], language="bash", wrap_lines=True)
+    if rt.get("notes"):
+        st.markdown("**Runtime notes**\n\n" + "\n".join(f"- {_md(note)}" for note in rt["notes"]))
     if rt.get("config"):
         st.markdown(f"with `{rt['config_file']}`:")
         st.code(rt["config"], language="yaml")
@@ -364,14 +458,16 @@ def _speed(endpoint: dict, key: str, speed) -> None:
     if speed is not None:
         series = speed()
         if series:
-            st.plotly_chart(charts.throughput_figure(series, current=endpoint["shape"]["concurrency"]),
-                            key=f"{key}_tput", width="stretch", config={"displayModeBar": False})
+            total = endpoint["deployment"]["total_requests"]  # what the pick runs (a batch ceiling may be more)
+            point = {"concurrency": total, "throughput": perf["throughput_tokens_per_s"], "tpot_ms": perf["tpot_ms"]}
+            show_chart(charts.throughput_figure(series, current=total, point=point), key=f"{key}_tput")
     rows = [{"label": endpoint["recommendation"]["notation"], "ttft_ms": perf["ttft_ms"], "tpot_ms": perf["tpot_ms"],
-             "pick": True}]
+             "pick": True}]  # the same figures as the metrics above: at this endpoint's load
     rows += [{"label": f"{a['notation']} ({a['candidate']})", "ttft_ms": a["performance"]["ttft_ms"],
               "tpot_ms": a["performance"]["tpot_ms"]}
              for a in endpoint.get("alternatives", []) if a.get("rank") and a.get("performance")][:5]
-    st.plotly_chart(charts.latency_figure(rows), key=f"{key}_lat", width="stretch", config={"displayModeBar": False})
+    show_chart(charts.latency_figure(rows), key=f"{key}_lat")
+    st.caption(_md(speed_note(endpoint)) + " ")
     st.caption("Roofline model (advisor/performance.py) with achievable fractions fitted to published measurements "
                "(knowledge/speed.yaml); see the README's speed section for its limits. "
                + _md(" ".join(perf["assumptions"][:2])))
