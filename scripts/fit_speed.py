@@ -63,7 +63,11 @@ def score(rows, speeds) -> tuple[int, float]:
         err = 100 * (m - p.row.value) / p.row.value
         inside += abs(err) <= TARGETS[p.row.metric]
         logs.append(abs(math.log(m / p.row.value)))
-    return -inside, statistics.mean(logs) if logs else 0.0
+    mean_log = statistics.mean(logs) if logs else 0.0
+    return (mean_log, -inside) if OBJECTIVE == "log" else (-inside, mean_log)
+
+
+OBJECTIVE = "count"  # --objective: "log" (mean |log error|, then rows within target) or "count" (the reverse)
 
 
 def speeds_for(base, params):
@@ -119,7 +123,12 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--rows", action="store_true", help="print every row's error")
     ap.add_argument("--loso", action="store_true", help="also refit leaving out each source in turn (slow)")
+    ap.add_argument("--objective", choices=("log", "count"), default="count",
+                    help="what the descent minimises first: the rows outside their target (default) or the mean "
+                         "|log error|")
     args = ap.parse_args()
+    global OBJECTIVE
+    OBJECTIVE = args.objective
     k = load_knowledge()
     base = {sp.runtime: sp for sp in k.speed.values()}
     rows = [p for p in (prepare(r, k) for r in k.perf_measurements.values()) if p is not None]
