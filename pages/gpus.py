@@ -1,22 +1,64 @@
-"""GPU picker: for the Plan page's model and one endpoint, every GPU kind and count that fits and meets the
-targets, cheapest per million output tokens first, each with its recommended precision."""
+"""GPU picker: for a model and one endpoint, each GPU kind at the fewest of 1, 2, 4 or 8 GPUs that fits and meets
+the targets, cheapest per million output tokens first, each with its recommended precision.
+
+Its own controls (model, workload preset, speed and cost targets) start from the Plan page and change here
+without going back; they are in the URL beside the wizard's (ui/tools.py: pm, pw, pt, po, pk)."""
 
 import pandas as pd
 import streamlit as st
+from pydantic import ValidationError
 
-from advisor.decide.gpu_picker import pick_gpus
-from advisor.errors import AdvisorInputError
+from advisor.decide.gpu_picker import GPU_COUNTS, pick_gpus
+from advisor.errors import AdvisorInputError, closest, shown
 from advisor.intake.request import Request
-from ui import charts
-from ui.frame import current_state, page_frame, request_for, safe_message, safe_text, show_url_notes
+from ui import charts, tools
+from ui import state as ui_state
+from ui.frame import request_for, safe_message, safe_text
 
-knowledge = page_frame("GPU picker")
+PREFIX = "p"
+knowledge = tools.page_start("GPU picker", tools.PickerState)
 st.title("GPU picker")
-show_url_notes()
-state = current_state()
+
+wizard, wizard_error = ui_state.read_state()
+if wizard is None:
+    st.error(f"These settings cannot be used: {safe_message(wizard_error)}.", icon=":material/error:")
+    st.stop()
+names = [e.name for e in wizard.endpoints]
+chosen = st.session_state.get("gpus_endpoint")
+endpoint_state = wizard.endpoints[names.index(chosen) if chosen in names else 0]
 
 
-@st.cache_data(max_entries=16, show_spinner="Trying every GPU kind and count...")
+def plan_defaults() -> dict:
+    """Where the controls start: the Plan page's model, the endpoint's workload and the Plan's targets."""
+    return {"model": tools.plan_model(), "workload": endpoint_state.workload, "max_ttft_ms": wizard.max_ttft_ms,
+            "max_tpot_ms": wizard.max_tpot_ms, "max_cost": wizard.max_cost}
+
+
+def check_ids(values: dict) -> tuple[dict, list[str]]:
+    notes, defaults = [], plan_defaults()
+    if values["workload"] not in knowledge.workloads:
+        near = closest(str(values["workload"])[:200], list(knowledge.workloads))
+        hint = f" (did you mean {', '.join(near)}?)" if near else ""
+        notes.append(f"unknown workload {shown(values['workload'])}{hint}; using {defaults['workload']}")
+        values["workload"] = defaults["workload"]
+    model, error = tools.check_model(values["model"], knowledge)
+    if model is None:
+        notes.append(f"{error}; using {defaults['model']}")
+        values["model"] = defaults["model"]
+    else:
+        values["model"] = model
+    return values, notes
+
+
+tools.seed_tool(PREFIX, tools.PickerState, plan_defaults(), check_ids)
+tools.show_notes(PREFIX)
+
+
+def key(field: str) -> str:
+    return tools.widget_key(PREFIX, field)
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner="Trying every GPU kind at 1, 2, 4 and 8 GPUs...")
 def options_for(request_json: str) -> tuple[list[dict], str | None]:
     try:
         return [o.model_dump() for o in pick_gpus(Request.model_validate_json(request_json))], None
@@ -24,31 +66,77 @@ def options_for(request_json: str) -> tuple[list[dict], str | None]:
         return [], str(exc)
 
 
-request = request_for(state)
-names = [e.name for e in request.endpoints]
-chosen = st.selectbox("Endpoint", names, key="gpus_endpoint") if len(names) > 1 else names[0]
-single = request.model_copy(update={"endpoints": [request.endpoints[names.index(chosen)]]})
-crit = single.criteria
+left, middle, right = st.columns([2, 1, 1])
+with left:
+    model, model_error = tools.model_input(key("model"), "p_upload_config", knowledge)
+with middle:
+    if len(names) > 1:
+        chosen = st.selectbox("Plan endpoint", names, key="gpus_endpoint",
+                              help="Its shape (concurrency, prompt and output tokens) is used while the workload "
+                              "below is the endpoint's own.")
+    st.selectbox(tools.LABELS["workload"], list(knowledge.workloads), key=key("workload"), persist_state="session",
+                 format_func=lambda w: knowledge.workloads[w].name)
+with right:
+    for field, step in (("max_ttft_ms", 50.0), ("max_tpot_ms", 5.0), ("max_cost", 0.5)):
+        low, high = tools.bounds(tools.PickerState, field)
+        st.number_input(tools.LABELS[field], min_value=float(low), max_value=float(high), step=step, key=key(field),
+                        persist_state="session", help="0 = no target.")
+if model_error:
+    st.stop()
+
+values = {field: st.session_state.get(key(field)) for field in tools.PickerState.model_fields}
+values["model"] = model
+picker, problem = tools.validate(tools.PickerState, values)
+if picker is None:
+    st.error(f"{safe_message(problem)}.", icon=":material/error:")
+    st.stop()
+tools.sync_url(picker)
+
+request = request_for(wizard)
+endpoint = request.endpoints[names.index(endpoint_state.name)]
+if picker.workload != endpoint.workload:  # another preset brings its own shape
+    endpoint = endpoint.model_copy(update={"workload": picker.workload, "concurrency": None, "prompt_tokens": None,
+                                           "output_tokens": None, "context": None})
+try:
+    single = Request.model_validate({
+        **request.model_dump(),
+        "model": picker.model,
+        "custom_model": tools.custom_models().get(picker.model),
+        "endpoints": [endpoint.model_dump()],
+        "criteria": {**request.criteria.model_dump(), "max_ttft_ms": picker.max_ttft_ms or None,
+                     "max_tpot_ms": picker.max_tpot_ms or None,
+                     "max_cost_per_million_tokens": picker.max_cost or None},
+    })
+except ValidationError as exc:
+    err = exc.errors()[0]
+    where = ".".join(str(x) for x in err["loc"]) or "request"
+    problem = safe_message(f"{where}: {err['msg']}")
+    st.error(f"These settings cannot be planned: {problem}.", icon=":material/error:")
+    st.stop()
+
 targets = [
     t
     for t in (
-        f"first token <= {crit.max_ttft_ms:g} ms" if crit.max_ttft_ms else "",
-        f"<= {crit.max_tpot_ms:g} ms per token" if crit.max_tpot_ms else "",
-        f"<= ${crit.max_cost_per_million_tokens:g} per million tokens" if crit.max_cost_per_million_tokens else "",
+        f"first token <= {picker.max_ttft_ms:g} ms" if picker.max_ttft_ms else "",
+        f"<= {picker.max_tpot_ms:g} ms per token" if picker.max_tpot_ms else "",
+        f"<= ${picker.max_cost:g} per million tokens" if picker.max_cost else "",
     )
     if t
 ]
+counts = ", ".join(str(n) for n in GPU_COUNTS[:-1]) + f" or {GPU_COUNTS[-1]}"
 st.caption(
-    f"{safe_text(state.model)} · endpoint {safe_text(chosen, 32)} · targets: "
-    f"{', '.join(targets) or 'none (set them on the Plan page)'}. "
-    "Counts 1, 2, 4 and 8 per GPU kind; prices are on-demand list prices (knowledge/gpu_prices.yaml)."
+    f"{safe_text(picker.model)} · endpoint {safe_text(endpoint.name, 32)} · "
+    f"{safe_text(knowledge.workloads[picker.workload].name)} · targets: {safe_text(', '.join(targets) or 'none')}. "
+    f"For each GPU kind, the fewest of {counts} GPUs that serve the endpoint (fit it and meet its targets), "
+    "cheapest per million output tokens first; prices are on-demand list prices (knowledge/gpu_prices.yaml)."
 )
 rows, error = options_for(single.model_dump_json())
 if error:
     st.error(f"These settings cannot be planned: {safe_message(error)}", icon=":material/error:")
     st.stop()
 if not rows:
-    st.warning("No GPU kind and count up to 8 fits this endpoint and meets its targets.", icon=":material/warning:")
+    st.warning(f"No GPU kind serves this endpoint with {counts} GPUs: none fits it and meets its targets.",
+               icon=":material/warning:")
     st.stop()
 
 table = pd.DataFrame(
