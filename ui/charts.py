@@ -359,18 +359,26 @@ def throughput_figure(series: list[dict], current: int | None = None, point: dic
 
 
 def latency_figure(rows: list[dict]) -> go.Figure:
-    """Time to first token and time per output token side by side, one bar per configuration."""
+    """Time to first token and time per output token, one bar per configuration, in two panels one above the other,
+    each bar's name written above it (side by side, with names as tick labels, a phone kept about 90 px for the
+    bars and the titles and values ran off the edge)."""
     from plotly.subplots import make_subplots
 
+    row_px = 46
+    per_panel = 20 + row_px * len(rows)
+    gap = 60
+    height = 50 + 2 * per_panel + gap
     fig = make_subplots(
-        rows=1,
-        cols=2,
+        rows=2,
+        cols=1,
         subplot_titles=("Time to first token (ms)", "Time per output token (ms)"),
-        horizontal_spacing=0.18,
+        vertical_spacing=gap / (height - 50),
     )
     labels = [(PICK_PREFIX if r.get("pick") else "") + r["label"] for r in rows]
     colours = [PRIMARY if r.get("pick") else PRIMARY_LIGHT for r in rows]
-    for col, key in ((1, "ttft_ms"), (2, "tpot_ms")):
+    annotations = []
+    for panel, key in ((1, "ttft_ms"), (2, "tpot_ms")):
+        top = max([float(r[key]) for r in rows], default=0) or 1
         fig.add_trace(
             go.Bar(
                 x=[r[key] for r in rows],
@@ -383,13 +391,20 @@ def latency_figure(rows: list[dict]) -> go.Figure:
                 showlegend=False,
                 hovertemplate="%{y}: %{x:,.1f} ms<extra></extra>",
             ),
-            row=1,
-            col=col,
+            row=panel,
+            col=1,
         )
-    _base_layout(fig, title="", height=120 + 34 * len(rows), top=30)
-    fig.update_yaxes(autorange="reversed", ticksuffix="  ")
-    fig.update_yaxes(showticklabels=False, row=1, col=2)
-    fig.update_xaxes(gridcolor="#EEF0F3", rangemode="tozero")
+        fig.update_xaxes(range=[0, top * 1.25], nticks=4, row=panel, col=1)
+        suffix = "" if panel == 1 else "2"
+        annotations += [{"x": 0, "y": label, "xref": f"x{suffix}", "yref": f"y{suffix}", "text": label,
+                         "showarrow": False, "xanchor": "left", "yanchor": "bottom", "yshift": 11,
+                         "font": {"size": 12, "color": TEXT}} for label in labels]
+    _base_layout(fig, title="", height=height, top=24)
+    for annotation in fig.layout.annotations:  # the panel titles start at the plot's left edge, not centred
+        annotation.update(x=0, xanchor="left")
+    fig.update_layout(annotations=[*fig.layout.annotations, *annotations], bargap=0.55)
+    fig.update_yaxes(autorange="reversed", showticklabels=False)
+    fig.update_xaxes(gridcolor="#EEF0F3")
     return fig
 
 
