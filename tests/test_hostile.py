@@ -83,3 +83,26 @@ def cost(case: Callable[[], object]) -> float:
 def test_the_worst_inputs_cost_bounded_cpu(name):
     seconds = cost(CASES[name])
     assert seconds < CI_CEILING_S, f"{name}: {seconds:.2f} s of CPU"
+
+
+def test_a_web_request_never_reads_or_probes_the_servers_files(tmp_path):
+    """The pages set advisor.intake.catalog.LOCAL_FILES to False (ui.frame.page_frame): a link or an import naming a
+    path on the server is refused, or taken as a Hugging Face repo id, and the file is never opened."""
+    import json as _json
+
+    from advisor.intake import catalog
+
+    config = tmp_path / "config.json"
+    config.write_text(_json.dumps({"model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
+                                   "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 100}))
+    assert catalog.resolve_model(K, str(config)).architecture.num_layers == 2  # the CLI and the API read it
+    token = catalog.LOCAL_FILES.set(False)
+    try:
+        for text in (str(config), str(tmp_path), "/etc/passwd", "../README.md", "x.gguf"):
+            with pytest.raises(AdvisorInputError, match="files on the server are not read here"):
+                catalog.resolve_model(K, text)
+        with pytest.raises(AdvisorInputError, match="could not be reached|not in the Hugging Face cache|offline"):
+            catalog.resolve_model(K, "tests/fixtures")  # a folder here, but only ever a repo id on the web
+        assert catalog.resolve_model(K, "llama-3.1-8b").id == "meta-llama/Llama-3.1-8B-Instruct"
+    finally:
+        catalog.LOCAL_FILES.reset(token)

@@ -11,6 +11,7 @@ from streamlit.errors import StreamlitPageNotFoundError
 
 from advisor.decide.engine import RecommendResult, recommend
 from advisor.errors import AdvisorInputError
+from advisor.intake import catalog
 from advisor.intake.request import Request
 from advisor.knowledge import load_knowledge
 from advisor.knowledge.schema import Knowledge
@@ -72,6 +73,7 @@ PAGES = (  # file, label, icon: the router's navigation, repeated for runs that 
 
 def page_frame(title: str) -> Knowledge:
     st.set_page_config(page_title=f"{APP_TITLE} - {title}", page_icon=":material/tune:", layout="wide")
+    catalog.LOCAL_FILES.set(False)  # this script run: a link or an import never makes the server read its files
     knowledge = load_knowledge()
     ui_state.seed_from_url_once(knowledge)
     if not st.session_state.pop("_via_router", False):

@@ -16,17 +16,14 @@ a control here it follows the Plan: when the Plan's value changes, the control t
 from __future__ import annotations
 
 import json
-import re
-import tempfile
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from advisor.errors import AdvisorInputError, closest, shown
-from advisor.intake.catalog import catalog_id
+from advisor.intake.catalog import catalog_id, model_from_config
 from advisor.intake.hub import looks_like_repo_id
 from advisor.knowledge.schema import Knowledge
 from advisor.physics.architecture import architecture_from_config, parse_config_text
@@ -307,14 +304,8 @@ def _estimate_cached(request_json: str, custom_json: str | None) -> tuple[dict |
     try:
         if custom_json is None:
             return estimate(request).model_dump(), None
-        # advisor.physics.estimate takes a model by name only; an uploaded config.json goes through a private
-        # file the engine reads as a config path (see the report: estimate(model=...) would avoid it).
-        with tempfile.TemporaryDirectory(prefix="pa-config-") as folder:
-            slug = re.sub(r"[^A-Za-z0-9._-]+", "-", request.model.rsplit("/", 1)[-1]).strip("-.")[:80] or "model"
-            path = Path(folder) / f"{slug}.json"
-            path.write_text(custom_json)
-            result = estimate(request.model_copy(update={"model": str(path)}))
-            return result.model_copy(update={"model": request.model, "model_name": request.model}).model_dump(), None
+        model = model_from_config(json.loads(custom_json), name=request.model, where=f"config.json of {request.model}")
+        return estimate(request, model=model).model_dump(), None
     except AdvisorInputError as exc:
         return None, str(exc)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -81,14 +82,20 @@ def resolve_model(knowledge: Knowledge, text: str, field: str = "--model") -> Re
         return resolved[model_id]
     if len(text) > MAX_MODEL_TEXT:
         raise AdvisorInputError(field, f"is {len(text):,} characters; a model id or path has at most {MAX_MODEL_TEXT:,}")
+    from advisor.intake import hub  # imported here: the Hub client loads only when a model needs it
+
+    if not LOCAL_FILES.get():  # a web request: the server's own files are never read (nor probed)
+        if hub.REPO_ID.match(text) and not text.lower().endswith((".json", ".gguf")):
+            return hub.resolve_hub_model(text, field=field)
+        raise AdvisorInputError(field, f"{shown(text)} is not a catalog model nor a Hugging Face repo id "
+                                "(owner/name); files on the server are not read here: upload the config.json",
+                                value=text, choices=list(knowledge.models))
     try:
         local = _local_model(knowledge, text, field)
     except OSError as exc:  # a name too long for the file system, a loop of links, no permission
         raise AdvisorInputError(field, f"cannot read {shown(text)}: {exc.strerror or exc}") from None
     if local is not None:
         return local
-    from advisor.intake import hub  # imported here: the Hub client loads only when a model needs it
-
     if hub.looks_like_repo_id(text):
         return hub.resolve_hub_model(text, field=field)
     raise AdvisorInputError(
@@ -99,6 +106,10 @@ def resolve_model(knowledge: Knowledge, text: str, field: str = "--model") -> Re
 
 
 MAX_MODEL_TEXT = 1024  # characters of a --model value (repo ids are under 100; paths under PATH_MAX)
+# May a model name a file or folder on this machine? Yes for the CLI and the Python API; the pages set it to False
+# for their script run (ui.frame.page_frame), so a link or an import can never make the server read its own files.
+# A ContextVar: each Streamlit session's script thread has its own value, other threads keep the default.
+LOCAL_FILES: ContextVar[bool] = ContextVar("advisor_local_files", default=True)
 
 
 def _local_model(knowledge: Knowledge, text: str, field: str) -> ResolvedModel | None:

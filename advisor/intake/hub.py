@@ -44,8 +44,12 @@ def _quiet() -> None:
 
 def looks_like_repo_id(text: str) -> bool:
     """``owner/name`` as the Hub spells repo ids (not a path that exists, not a .json file)."""
+    from advisor.intake.catalog import LOCAL_FILES  # here: catalog imports this module
+
     text = (text or "").strip()
-    return bool(REPO_ID.match(text)) and not text.endswith((".json", ".gguf")) and not Path(text).exists()
+    if not REPO_ID.match(text) or text.endswith((".json", ".gguf")):
+        return False
+    return not (LOCAL_FILES.get() and Path(text).exists())  # a web request never probes the server's files
 
 
 def _settings() -> dict[str, Any]:

@@ -156,9 +156,13 @@ def resolve_layout(
     return scheme, memory.build_layout(scheme, knowledge.formats, overrides=overrides, group_size=group_size)
 
 
-def estimate(request: EstimateRequest, knowledge: Knowledge | None = None) -> Estimate:
+def estimate(request: EstimateRequest, knowledge: Knowledge | None = None, model: ResolvedModel | None = None
+             ) -> Estimate:
+    """Memory (and with `perf`, speed) of one configuration. `model`: the model already resolved (an uploaded
+    config.json through advisor.intake.catalog.model_from_config); otherwise `request.model` is resolved.
+    Raises AdvisorInputError naming the field."""
     k = knowledge or load_knowledge()
-    model = resolve_model(k, request.model)
+    model = model or resolve_model(k, request.model)
     arch = model.architecture
     gpu = lookup(k.gpus, request.gpu, "--gpu", "GPU") if request.gpu else None
     runtime: Runtime = lookup(k.runtimes, request.runtime, "--runtime", "runtime")
