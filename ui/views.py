@@ -29,8 +29,8 @@ TERMS = {
     "is only from a nearby model); plan for it on critical endpoints.",
     "Balanced utility": "the balanced priority's score: expected accuracy plus one point for each halving of the "
     "cost per million tokens (knowledge/priorities.yaml).",
-    "TPOT": "time per output token: one decode step with the endpoint's sequences in the batch; the time-per-token "
-    "target is checked against it.",
+    "TPOT": "time per output token under the endpoint's load: a decode step with its sequences in the batch, plus "
+    "the other sequences' prompts prefilled between steps; the time-per-token target is checked against it.",
     "TTFT": "time to first token: one prompt's prefill, with no time spent queued behind other requests.",
     "Pareto front": "options no other option beats on expected accuracy, cost, TPOT and TTFT together.",
 }
@@ -194,8 +194,9 @@ def _metrics(endpoint: dict) -> None:
     per_replica = d["requests_per_replica"]
     load = f"{per_replica:,} sequence{'s' if per_replica != 1 else ''}" + (" per replica" if d["replicas"] > 1 else "")
     cols[1].metric(label("TPOT", "decode"), f"{perf.get('tpot_ms', 0):,.1f} ms",
-                   help=f"time per output token, modelled under this endpoint's load: one decode step with {load} in "
-                   "the batch. The time-per-token target is checked against this figure." + (held if band else ""))
+                   help=f"time per output token, modelled under this endpoint's load: a decode step with {load} in "
+                   "the batch plus the other sequences' prompts prefilled between steps. The time-per-token target "
+                   "is checked against this figure." + (held if band else ""))
     cols[2].metric(label("TTFT", "prefill"), f"{perf.get('ttft_ms', 0):,.0f} ms",
                    help="time to first token: one prompt's prefill, with no time spent queued behind other requests."
                    + (held if band else ""))
@@ -226,14 +227,16 @@ def speed_note(endpoint: dict) -> str:
     """How TPOT, TTFT and tokens/s relate, at the endpoint's load, so the three figures reconcile on the page."""
     perf, d = endpoint["performance"], endpoint["deployment"]
     total, tpot, tput = d["total_requests"], perf["tpot_ms"], perf["throughput_tokens_per_s"]
-    decoding = total * 1000 / tpot if tpot else 0
+    step = perf.get("decode_step_ms") or tpot
     per_seq = total * 1000 / tput if tput else 0
     load = f"{d['requests_per_replica']:,} sequences per replica x {d['replicas']}" if d["replicas"] > 1 \
         else f"{total:,} sequence{'s' if total != 1 else ''}"
-    return (f"At this endpoint's load ({load}): TPOT {tpot:,.1f} ms is one decode step, so decoding alone gives "
-            f"{decoding:,.0f} tokens/s; prompts prefilled between decode steps bring it to {tput:,.0f} tokens/s, "
-            f"{per_seq:,.1f} ms per token per sequence on average. TTFT {perf['ttft_ms']:,.0f} ms assumes no time "
-            "spent queued: it is one prompt's prefill alone; under load, requests also wait for each other.")
+    between = (f"a decode step of the batch ({step:,.1f} ms) plus the other sequences' prompts prefilled between "
+               "steps, spread over each answer" if tpot - step >= 0.05 else "one decode step of the batch")
+    return (f"At this endpoint's load ({load}): TPOT {tpot:,.1f} ms is {between}; with each sequence's own prompt "
+            f"too, the batch gives {tput:,.0f} tokens/s, {per_seq:,.1f} ms per token per sequence on average. TTFT "
+            f"{perf['ttft_ms']:,.0f} ms assumes no time spent queued: it is one prompt's prefill alone; under load, "
+            "requests also wait for each other.")
 
 
 def render_endpoint(endpoint: dict, knowledge: Knowledge, key: str, speed=None) -> None:

@@ -233,6 +233,10 @@ def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, we
     chunk = prefill_pass(p * together, p)
     cycle = b * chunk.seconds / together + output_tokens * decode.seconds
     throughput = b * output_tokens / cycle
+    # Time per output token under this load, as serving benchmarks measure it (after the first token): each decode
+    # step, plus the other sequences' prefill passes that interleave with a sequence's decoding - one each per
+    # cycle. The same figure the aggregate throughput implies, less the sequence's own prefill.
+    tpot = decode.seconds + (b - 1) * chunk.seconds / together / output_tokens
     cost_per_million = None
     if usd_per_gpu_hour:
         cost_per_million = usd_per_gpu_hour * tp / (throughput * 3600) * 1e6
@@ -251,6 +255,8 @@ def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, we
             f"{rt.step_overhead_ms:g} ms per step" + (f" + {rt.step_overhead_per_seq_ms:g} ms per sequence"
                                                       if rt.step_overhead_per_seq_ms else ""),
             "TTFT is one prompt's prefill with no queueing; under load, requests also wait for each other",
+            f"time per output token: a decode step of {b} sequence(s) ({decode.seconds * 1000:,.1f} ms) plus the "
+            "other sequences' prompts prefilled between steps, spread over the output",
             f"throughput interleaves prompts (prefilled together, up to {chunk_size:,} tokens a pass) "
             "with the batch's decode steps (continuous batching)",
         ] + ([f"MoE experts as grouped GEMMs: {cost.top_k} of {cost.routed} experts per token, "
@@ -261,7 +267,7 @@ def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, we
               " effective"] if tp > 1 else [])
     return construct(
         Performance, ttft_ms=prefill.seconds * 1000,
-        tpot_ms=decode.seconds * 1000,
+        tpot_ms=tpot * 1000,
         decode_tokens_per_s=1 / decode.seconds,
         throughput_tokens_per_s=throughput,
         bound={"prefill": prefill.bound, "decode": decode.bound},

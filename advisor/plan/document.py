@@ -74,7 +74,8 @@ def performance_section(perf, measured: bool | None = None) -> dict[str, Any] | 
         return None
     out = {
         "ttft_ms": round(perf.ttft_ms, 1),
-        "tpot_ms": round(perf.tpot_ms, 2),
+        "tpot_ms": round(perf.tpot_ms, 2),  # under the endpoint's load: decode step + others' prefill between steps
+        "decode_step_ms": round(perf.decode.seconds * 1000, 2) if getattr(perf, "decode", None) else None,
         "decode_tokens_per_s": round(perf.decode_tokens_per_s, 1),
         "throughput_tokens_per_s": round(perf.throughput_tokens_per_s, 1),
         "bound": perf.bound,
