@@ -85,7 +85,7 @@ def recommend_endpoint(ctx: EndpointContext, detail: bool = True) -> EndpointRes
     if ranked:
         pick = ladder.finish(ctx, ranked[0])
         shown = _shown(ctx, ranked)
-        base, base_fit = ladder.reference(ctx, pick, ranked)
+        base, base_fit = ladder.reference(ctx, pick, ranked, out.gated)
         fallback, fallback_why = ladder.fallback(ctx, pick, ranked)
         checked = explain.claims(ctx, pick, shown, ranked)
         for dep in {id(d): d for d in [pick, *shown, *([fallback] if fallback else [])]}.values():

@@ -86,11 +86,17 @@ def evaluate_at(ctx: EndpointContext, cand: Candidate, kv_id: str, runtime_id: s
     return finish(ctx, dep), fit
 
 
-def reference(ctx: EndpointContext, pick: Deployment, ranked: list[Deployment]) -> tuple[Deployment | None, object]:
-    """The 16-bit baseline with a 16-bit cache: its best feasible deployment, else its numbers at the pick's
-    runtime and layout (None when it does not fit there; the MemoryFit then says by how much)."""
+def reference(ctx: EndpointContext, pick: Deployment, ranked: list[Deployment],
+              gated: list[Deployment] | tuple = ()) -> tuple[Deployment | None, object]:
+    """The 16-bit baseline with a 16-bit cache: its best feasible deployment; else one that fits but misses the
+    quality floor or a target (`gated`: it fits, so it is compared by its numbers, never called too big); else
+    its numbers at the pick's runtime and layout (None when it does not fit there; the MemoryFit then says by how
+    much)."""
     base = baseline_id(ctx)
     found = next((d for d in ranked if d.candidate == base and d.kv == base), None)
+    if found is None:
+        fitting = [d for d in gated if d.candidate == base and d.kv == base]
+        found = min(fitting, key=lambda d: d.metrics["gpu_hours_per_million_tokens"]) if fitting else None
     if found is not None:
         return finish(ctx, found), found.memory
     cand = ctx.k.candidates[base]
