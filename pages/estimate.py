@@ -8,7 +8,6 @@ calculator cannot use keeps the last result on screen under a banner naming the 
 import pandas as pd
 import streamlit as st
 
-from advisor.errors import closest, shown
 from advisor.physics.memory import GB, GIB
 from ui import state as ui_state
 from ui import tools
@@ -30,21 +29,10 @@ def plan_defaults() -> dict:
 
 def check_ids(values: dict) -> tuple[dict, list[str]]:
     """Ids the knowledge base must know, from a link: unknown ones named and replaced."""
-    notes, defaults = [], plan_defaults()
-    for field, table in (("weights", knowledge.schemes), ("kv", knowledge.kv_formats), ("gpu", knowledge.gpus),
-                         ("runtime", knowledge.runtimes)):
-        if values[field] not in table:
-            near = closest(str(values[field])[:200], list(table))
-            hint = f" (did you mean {', '.join(near)}?)" if near else ""
-            notes.append(f"unknown {tools.LABELS[field].lower()} {shown(values[field])}{hint}; using {defaults[field]}")
-            values[field] = defaults[field]
-    model, error = tools.check_model(values["model"], knowledge)
-    if model is None:
-        notes.append(f"{error}; using {defaults['model']}")
-        values["model"] = defaults["model"]
-    else:
-        values["model"] = model
-    return values, notes
+    tables = {field: (tools.LABELS[field].lower(), table) for field, table in (
+        ("weights", knowledge.schemes), ("kv", knowledge.kv_formats), ("gpu", knowledge.gpus),
+        ("runtime", knowledge.runtimes))}
+    return tools.check_link_ids(values, plan_defaults(), knowledge, tables)
 
 
 tools.seed_tool(PREFIX, tools.CalcState, plan_defaults(), check_ids)

@@ -9,11 +9,11 @@ import streamlit as st
 from pydantic import ValidationError
 
 from advisor.decide.gpu_picker import GPU_COUNTS, pick_gpus
-from advisor.errors import AdvisorInputError, closest, shown
+from advisor.errors import AdvisorInputError
 from advisor.intake.request import Request
 from ui import charts, tools
 from ui import state as ui_state
-from ui.frame import request_for, safe_message, safe_text
+from ui.frame import request_for, safe_message, safe_text, stop_on_invalid
 
 PREFIX = "p"
 knowledge = tools.page_start("GPU picker", tools.PickerState)
@@ -35,19 +35,7 @@ def plan_defaults() -> dict:
 
 
 def check_ids(values: dict) -> tuple[dict, list[str]]:
-    notes, defaults = [], plan_defaults()
-    if values["workload"] not in knowledge.workloads:
-        near = closest(str(values["workload"])[:200], list(knowledge.workloads))
-        hint = f" (did you mean {', '.join(near)}?)" if near else ""
-        notes.append(f"unknown workload {shown(values['workload'])}{hint}; using {defaults['workload']}")
-        values["workload"] = defaults["workload"]
-    model, error = tools.check_model(values["model"], knowledge)
-    if model is None:
-        notes.append(f"{error}; using {defaults['model']}")
-        values["model"] = defaults["model"]
-    else:
-        values["model"] = model
-    return values, notes
+    return tools.check_link_ids(values, plan_defaults(), knowledge, {"workload": ("workload", knowledge.workloads)})
 
 
 tools.seed_tool(PREFIX, tools.PickerState, plan_defaults(), check_ids)
@@ -108,11 +96,7 @@ try:
                      "max_cost_per_million_tokens": picker.max_cost or None},
     })
 except ValidationError as exc:
-    err = exc.errors()[0]
-    where = ".".join(str(x) for x in err["loc"]) or "request"
-    problem = safe_message(f"{where}: {err['msg']}")
-    st.error(f"These settings cannot be planned: {problem}.", icon=":material/error:")
-    st.stop()
+    stop_on_invalid(exc)
 
 targets = [
     t

@@ -1,11 +1,9 @@
 """AppTest: the wizard's main flows, URL seeding and sync, uploads and their errors, the other pages."""
 
 import json
-import re
 from pathlib import Path
 
-import pytest
-import streamlit as st
+from apptools import app, clear_streamlit_caches, plain  # noqa: F401 (the fixture is autouse)
 from streamlit.testing.v1 import AppTest
 
 from advisor import plan
@@ -14,24 +12,6 @@ from advisor.knowledge import load_knowledge
 
 ROOT = Path(__file__).resolve().parent.parent
 K = load_knowledge()
-
-
-@pytest.fixture(autouse=True)
-def _clear_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def app(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    return at.run()
-
-
-def plain(markdown: str) -> str:
-    """What escaped Markdown reads as: backslash escapes and the zero-width spaces of ui.frame.safe_text undone."""
-    return re.sub(r"\\(.)", r"\1", markdown).replace("\u200b", "")
 
 
 def summary(at: AppTest) -> str:

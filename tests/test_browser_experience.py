@@ -3,11 +3,10 @@ say why, Compare labels that agree with its table, bad values that keep the last
 and the jargon explained where it appears."""
 
 import json
-import re
 from pathlib import Path
 
 import pytest
-import streamlit as st
+from apptools import app, clear_streamlit_caches, plain  # noqa: F401 (the fixture is autouse)
 from streamlit.testing.v1 import AppTest
 
 from advisor import plan
@@ -20,22 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 K = load_knowledge()
 L4_CHAT = {"m": "meta-llama/Llama-3.1-8B-Instruct", "g": "l4", "o": "47",
            "e": "default:interactive-chat:4:1024:256:0:auto"}
-
-
-@pytest.fixture(autouse=True)
-def _clear_caches():
-    st.cache_data.clear()
-
-
-def app(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    return at.run()
-
-
-def plain(markdown: str) -> str:
-    return re.sub(r"\\(.)", r"\1", markdown).replace("\u200b", "")
 
 
 def texts(at: AppTest) -> str:

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-import streamlit as st
 import yaml
+from apptools import app, clear_streamlit_caches, plain  # noqa: F401 (the fixture is autouse)
 from streamlit.testing.v1 import AppTest
 
 from advisor import plan
@@ -15,25 +15,12 @@ from advisor.intake.request import CustomGPU, Endpoint, Request, SuccessCriteria
 from advisor.knowledge import load_knowledge
 from advisor.plan.permalink import MAX_ENDPOINTS, from_request
 from ui import state as ui_state
-from ui.frame import ECHO_LIMIT, ZWSP, safe_message, safe_text
+from ui.frame import ECHO_LIMIT, safe_message, safe_text
 
 ROOT = Path(__file__).resolve().parent.parent
 K = load_knowledge()
 LINK = "[click here](https://evil.example)"
 IMAGE = "![t](http://evil.example/x.png)"
-
-
-@pytest.fixture(autouse=True)
-def _clear_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def app(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    return at.run()
 
 
 def bodies(at: AppTest) -> list[str]:
@@ -54,10 +41,6 @@ def assert_inert(texts: list[str]) -> None:
         assert "**bold**" not in text, text  # the injected emphasis (the app's own bold headings are fine)
         assert not re.search(r":[a-z_]+:", text), text  # :smile: (a zero-width space follows each ':')
         assert not re.search(r"(?<!\\)<[a-z/]", text), text
-
-
-def plain(markdown: str) -> str:
-    return re.sub(r"\\(.)", r"\1", markdown).replace(ZWSP, "")
 
 
 def upload_plan(at: AppTest, text: str, name: str = "shared.plan.yaml") -> AppTest:

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-import streamlit as st
+from apptools import app, clear_streamlit_caches, plain  # noqa: F401 (the fixture is autouse)
 from streamlit.testing.v1 import AppTest
 
 from advisor.knowledge import load_knowledge
@@ -15,25 +15,6 @@ ROOT = Path(__file__).resolve().parent.parent
 K = load_knowledge()
 CALC = {"xm": "meta-llama/Llama-3.1-8B-Instruct", "xw": "fp8", "xv": "bf16", "xc": "16384", "xs": "12",
         "xg": "a100-80gb", "xn": "1", "xr": "vllm"}
-
-
-@pytest.fixture(autouse=True)
-def _clear_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def app(query: dict | None = None, page: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=90)
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    if page:  # the link opens that page (the router runs first, as in the browser)
-        at.switch_page(f"pages/{page}.py")
-    return at.run()
-
-
-def plain(markdown: str) -> str:
-    return re.sub(r"\\(.)", r"\1", markdown).replace("\u200b", "")
 
 
 def query(at: AppTest) -> dict[str, str]:

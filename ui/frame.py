@@ -148,12 +148,17 @@ def request_for(state: WizardState) -> Request:
     try:
         return to_request(state, custom_model=custom)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "request"
-        problem = safe_message(f"{where}: {err['msg']}")
-        st.error(f"These settings cannot be planned: {problem}.", icon=":material/error:")
-        st.stop()
+        stop_on_invalid(exc)
         raise  # st.stop() raises; this line is for type checkers
+
+
+def stop_on_invalid(exc: ValidationError) -> None:
+    """One line naming the first invalid field of a request the page built, then stop the page's run."""
+    err = exc.errors()[0]
+    where = ".".join(str(x) for x in err["loc"]) or "request"
+    problem = safe_message(f"{where}: {err['msg']}")
+    st.error(f"These settings cannot be planned: {problem}.", icon=":material/error:")
+    st.stop()
 
 
 @st.cache_data(max_entries=64, show_spinner=False, ttl=3600)

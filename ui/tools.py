@@ -220,6 +220,27 @@ def custom_models() -> dict:
 
 
 # --------------------------------------------------------------------------- model input (as the Plan page)
+def check_link_ids(values: dict, defaults: dict, knowledge: Knowledge,
+                   tables: Mapping[str, tuple[str, Mapping]]) -> tuple[dict, list[str]]:
+    """A tool page's ids from a link, checked: each `tables` field (label, table) must be a row of its table and
+    the model must pass check_model; an unknown one is named (escaped later), the nearest ids suggested, and
+    replaced by its default."""
+    notes: list[str] = []
+    for field, (label, table) in tables.items():
+        if values[field] not in table:
+            near = closest(str(values[field])[:200], list(table))
+            hint = f" (did you mean {', '.join(near)}?)" if near else ""
+            notes.append(f"unknown {label} {shown(values[field])}{hint}; using {defaults[field]}")
+            values[field] = defaults[field]
+    model, error = check_model(values["model"], knowledge)
+    if model is None:
+        notes.append(f"{error}; using {defaults['model']}")
+        values["model"] = defaults["model"]
+    else:
+        values["model"] = model
+    return values, notes
+
+
 def check_model(text: str, knowledge: Knowledge) -> tuple[str | None, str | None]:
     """(the model id to use, None) or (None, why not): a catalog id or alias, an uploaded config.json, or a Hugging
     Face repo id. Never a path on the server (the engine would read it)."""
