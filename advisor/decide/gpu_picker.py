@@ -53,8 +53,13 @@ def pick_gpus(
         raise AdvisorInputError("endpoints", "the GPU picker takes one endpoint")
     model = (model_from_config(request.custom_model, name=request.model, where=f"config.json of {request.model}")
              if request.custom_model is not None else resolve_model(k, request.model, field="model"))
-    # No precision stores a weight in less than a bit: a count whose memory cannot hold that is not searched.
-    floor_bytes = sum(t.params for t in tensor_inventory(model.architecture)) / 8
+    # No candidate stores a weight in fewer bits than the smallest scheme in the catalog (IQ2_M's 2.93), nor a
+    # published checkpoint in fewer bytes than it has: a count whose memory cannot hold that is not searched.
+    used = {c.weights for c in k.candidates.values()}
+    min_bits = min((s.element_bits for s in k.schemes.values() if s.id in used and s.element_bits), default=1.0)
+    floor_bytes = sum(t.params for t in tensor_inventory(model.architecture)) * min(min_bits, 16) / 8
+    if model.native.checkpoint_bytes:
+        floor_bytes = min(floor_bytes, model.native.checkpoint_bytes)
     options = []
     for gpu_id in gpu_ids or list(k.gpus):
         stop = False
