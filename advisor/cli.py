@@ -291,7 +291,7 @@ def _cli_field(exc: ValidationError) -> tuple[str, str]:
     if isinstance(err.get("input"), dict | list) or not err.get("loc"):  # a whole object: its values say nothing
         return name, message
     if err.get("type") == "string_pattern_mismatch" and loc.endswith("compute_capability"):
-        return name, f"a compute capability is major.minor, e.g. 8.9, got {err.get('input')!r}"
+        return name, f"a compute capability is major.minor, e.g. 8.9, got {shown(err.get('input'))}"
     return name, f"{message[:1].lower() + message[1:]}, got {shown(err.get('input'))}"
 
 
