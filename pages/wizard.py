@@ -16,6 +16,8 @@ from advisor.plan.permalink import MAX_ENDPOINTS, custom_gpu_of
 from ui import state as ui_state
 from ui.frame import (
     cap,
+    found_caption,
+    model_choices,
     model_found,
     page_frame,
     plan_yaml,
@@ -136,13 +138,9 @@ with st.sidebar:
     )
 
     st.subheader("2 · Model")
-    chosen = st.session_state.get(ui_state.FIELDS["model"])
-    model_ids = [*knowledge.models, *(m for m in custom_models if m not in knowledge.models)]
-    if chosen and chosen not in model_ids:
-        model_ids.append(chosen)
     st.selectbox(
         "Model: a catalog entry or any Hugging Face id",
-        model_ids,
+        model_choices(knowledge, custom_models, st.session_state.get(ui_state.FIELDS["model"])),
         key=ui_state.FIELDS["model"],
         persist_state="session",
         accept_new_options=True,
@@ -157,20 +155,8 @@ with st.sidebar:
     found, found_error = model_found(st.session_state.get(ui_state.FIELDS["model"]) or "")
     if found_error:
         st.error(safe_message(found_error), icon=":material/error:")
-    elif found:  # every part may come from an uploaded config.json or a Hub repo: escaped
-        parts = [safe_text(found["architecture"]), f"{found['params_b']:,.2f} B parameters",
-                 f"{found['layers']} layers"]
-        if found["moe"]:
-            parts.append(safe_text(found["moe"]))
-        if found["quantized"]:
-            parts.append(f"published quantized: {safe_text(found['method'])} ({safe_text(found['scheme'])}"
-                         + (f"; {safe_text(', '.join(found['details'][:3]), 160)}" if found["details"] else "")
-                         + ")")
-            parts.append(f"base model {safe_text(found['base_model'])}" if found["base_model"]
-                         else "no base model named")
-        if found["tensor_gb"]:
-            parts.append(f"{found['tensor_gb']:,.2f} GB of tensors ({safe_text(found['bytes_source'])})")
-        st.caption("Found: " + " · ".join(parts))
+    elif found:
+        st.caption(found_caption(found))
     st.file_uploader(
         "…or upload a config.json",
         type=["json"],

@@ -4,6 +4,8 @@ page config, knowledge, URL seeding. Plus the cached engine calls the pages shar
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import streamlit as st
 from pydantic import ValidationError
@@ -185,6 +187,32 @@ def _model_found(model: str, custom_json: str | None) -> tuple[dict | None, str 
         "tensor_gb": native.checkpoint_bytes / 1e9 if native.checkpoint_bytes else None,
         "bytes_source": native.bytes_source,
     }, None
+
+
+def model_choices(knowledge: Knowledge, custom: Mapping[str, Any], chosen: str | None) -> list[str]:
+    """The model box's options: the catalog, then uploaded config.json models, then the model typed in (a Hugging
+    Face id) so that it stays selected."""
+    ids = [*knowledge.models, *(m for m in custom if m not in knowledge.models)]
+    if chosen and chosen not in ids:
+        ids.append(chosen)
+    return ids
+
+
+def found_caption(found: dict) -> str:
+    """'Found: ...' under the model box: what the model resolved to. Every part may come from an uploaded
+    config.json or a Hub repo, so each is escaped."""
+    parts = [safe_text(found["architecture"]), f"{found['params_b']:,.2f} B parameters", f"{found['layers']} layers"]
+    if found.get("moe"):
+        parts.append(safe_text(found["moe"]))
+    if found["quantized"]:
+        parts.append(f"published quantized: {safe_text(found['method'])} ({safe_text(found['scheme'])}"
+                     + (f"; {safe_text(', '.join(found['details'][:3]), 160)}" if found.get("details") else "")
+                     + ")")
+        parts.append(f"base model {safe_text(found['base_model'])}" if found.get("base_model")
+                     else "no base model named")
+    if found.get("tensor_gb"):
+        parts.append(f"{found['tensor_gb']:,.2f} GB of tensors ({safe_text(found['bytes_source'])})")
+    return "Found: " + " · ".join(parts)
 
 
 def model_found(model: str) -> tuple[dict | None, str | None]:

@@ -30,7 +30,7 @@ from advisor.physics.architecture import architecture_from_config, parse_config_
 from advisor.physics.estimate import MAX_CONTEXT_CAP, EstimateRequest, estimate
 from advisor.plan.permalink import DEFAULT_MODEL, DEFAULT_WORKLOAD, check_against, from_query, to_query
 from ui import state as ui_state
-from ui.frame import MAX_NOTES, cap, model_found, page_frame, safe_message, safe_text
+from ui.frame import MAX_NOTES, cap, found_caption, model_choices, model_found, page_frame, safe_message
 
 MAX_UPLOAD_MB = 1
 
@@ -281,13 +281,9 @@ def model_input(key: str, uploader: str, knowledge: Knowledge) -> tuple[str | No
     """The Plan page's model input: a catalog search, any Hugging Face id typed in, or a config.json upload; what
     the model resolves to in a caption. Returns (model id, None) or (None, the error, already shown)."""
     custom = custom_models()
-    chosen = st.session_state.get(key)
-    ids = [*knowledge.models, *(m for m in custom if m not in knowledge.models)]
-    if chosen and chosen not in ids:
-        ids.append(chosen)
     st.selectbox(
         "Model: a catalog entry or any Hugging Face id",
-        ids,
+        model_choices(knowledge, custom, st.session_state.get(key)),
         key=key,
         persist_state="session",
         accept_new_options=True,
@@ -311,10 +307,7 @@ def model_input(key: str, uploader: str, knowledge: Knowledge) -> tuple[str | No
         st.error(safe_message(found_error), icon=":material/error:")
         return None, found_error
     if found:
-        parts = [safe_text(found["architecture"]), f"{found['params_b']:,.2f} B parameters", f"{found['layers']} layers"]
-        if found["quantized"]:
-            parts.append(f"published quantized: {safe_text(found['method'])} ({safe_text(found['scheme'])})")
-        st.caption("Found: " + " · ".join(parts))
+        st.caption(found_caption(found))
     return model, None
 
 
