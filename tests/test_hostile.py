@@ -106,3 +106,22 @@ def test_a_web_request_never_reads_or_probes_the_servers_files(tmp_path):
         assert catalog.resolve_model(K, "llama-3.1-8b").id == "meta-llama/Llama-3.1-8B-Instruct"
     finally:
         catalog.LOCAL_FILES.reset(token)
+
+
+def test_config_limits_are_the_decision_tables_figures():
+    """FIELD_LIMITS (advisor/physics/architecture.py) and knowledge/decision.yaml config-max-* say the same."""
+    from advisor.physics.architecture import FIELD_LIMITS
+
+    d = {key: K.decision[key].value for key in K.decision if key.startswith("config-max-")}
+    assert FIELD_LIMITS["num_hidden_layers"] == d["config-max-layers"]
+    assert FIELD_LIMITS["hidden_size"] == d["config-max-hidden-size"]
+    assert FIELD_LIMITS["num_attention_heads"] == FIELD_LIMITS["num_key_value_heads"] == d["config-max-heads"]
+    assert FIELD_LIMITS["num_experts"] == FIELD_LIMITS["num_local_experts"] == FIELD_LIMITS["n_routed_experts"] \
+        == FIELD_LIMITS["num_experts_per_tok"] == d["config-max-experts"]
+    assert FIELD_LIMITS["vocab_size"] == d["config-max-vocab"]
+    assert FIELD_LIMITS["intermediate_size"] == FIELD_LIMITS["moe_intermediate_size"] \
+        == FIELD_LIMITS["shared_expert_intermediate_size"] == d["config-max-intermediate-size"]
+    for model in K.models.values():  # every catalog model sits well inside them
+        cfg = model.config
+        assert cfg.get("num_hidden_layers", 0) * 4 <= d["config-max-layers"]
+        assert cfg.get("vocab_size", 0) * 4 <= d["config-max-vocab"]
