@@ -192,7 +192,7 @@ def memory_reason(ctx: EndpointContext, fit: MemoryFit, kv: KVFormat, layout: La
         text = (f"does not fit: {concurrency} x {ctx.shape.context:,} tokens of {kv.id} KV need "
                 f"{fit.kv_bytes_per_gpu / gib:.1f} GiB per GPU on {on}, {fit.kv_budget_bytes_per_gpu / gib:.1f} GiB "
                 f"left after weights and overhead (room for {fit.max_concurrency} sequences)")
-    return Reason(kind="memory", text=text)
+    return construct(Reason, kind="memory", text=text, rule=None, source=[])  # built per miss: no validation
 
 
 # --------------------------------------------------------------------------- rules

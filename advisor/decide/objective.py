@@ -13,6 +13,7 @@ Because it runs on the front, the pick is never dominated by another option the 
 from __future__ import annotations
 
 import math
+from operator import le
 from collections.abc import Sequence
 
 from advisor.decide.result import Deployment
@@ -43,7 +44,8 @@ def pareto(deployments: Sequence[Deployment], metrics: Sequence[str]) -> list[De
     keyed = sorted(((oriented(d, metrics), d) for d in deployments), key=lambda x: x[0])
     front: list[tuple[tuple[float, ...], Deployment]] = []
     for values, dep in keyed:
-        if not any(dominates(f, values) for f, _ in front):
+        # an earlier f is lexicographically <= values: it dominates when no value is worse and they differ
+        if not any(f != values and all(map(le, f, values)) for f, _ in front):
             front.append((values, dep))
     return [d for _, d in front]
 

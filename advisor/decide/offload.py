@@ -34,7 +34,7 @@ def _split(ctx: EndpointContext, cand, kv, concurrency: int, runtime, gpu_layers
     """The most layers that fit on one GPU beside the output matrix, the compute buffer and their KV cache (or
     exactly `gpu_layers`); None when every layer fits or none does."""
     w = ctx.weights(cand)
-    groups = {m.group: m.bytes for m in memory.weight_breakdown(ctx.arch, w.layout)}
+    groups = {m.group: m.bytes for m in w.breakdown}
     scale = w.checkpoint_bytes / max(1, sum(groups.values()))  # exact (header) bytes when known
     embed = groups.get("embedding", 0) * scale
     head = groups.get("lm_head", 0) * scale if "lm_head" in groups else embed  # tied: the embedding is the output

@@ -219,11 +219,20 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
     passing, failing = [], []
     cheapest = math.inf
     stop = ctx.cost_stop_ratio
-    for c in reversed(concurrency_options(top)):  # most requests first: the cheapest per token
+    options = concurrency_options(top)
+    if out.measured_only:
+        # Concurrencies no measurement backs are skipped unevaluated. Memory grows with the requests held, so of
+        # those only the smallest that fits can be the candidate's closest attempt: record just that one.
+        unbacked = [c for c in options if not ctx.speed_measured(runtime, tp, c)]
+        if unbacked:
+            c = unbacked[0]
+            fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c) if c != 1 else probe
+            if fit.fits:
+                _unmeasured(ctx, out, cand, kv, runtime, layout, c, fit)
+            options = [c for c in options if c not in unbacked]
+    for c in reversed(options):  # most requests first: the cheapest per token
         fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c) if c != 1 else probe
         if not fit.fits:  # a runtime whose overhead grows with the tokens held (llama.cpp) fits fewer
-            continue
-        if _unmeasured(ctx, out, cand, kv, runtime, layout, c, fit):
             continue
         perf = ctx.speed(cand, kv, runtime, tp, c)
         out.evaluated += 1

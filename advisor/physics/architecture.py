@@ -820,8 +820,23 @@ def parse_config_text(data: bytes | str, where: str = "config.json") -> dict[str
 
 
 # --------------------------------------------------------------------------- inventory
+_INVENTORIES: dict[int, tuple[Architecture, tuple[Tensor, ...]]] = {}  # id(arch) -> (arch, its tensors)
+
+
 def tensor_inventory(arch: Architecture) -> tuple[Tensor, ...]:
-    """Every weight tensor of the model, grouped by module, with copy counts."""
+    """Every weight tensor of the model, grouped by module, with copy counts (cached by the architecture object:
+    architectures are frozen, and the search asks for the same one many times per request)."""
+    hit = _INVENTORIES.get(id(arch))
+    if hit is not None and hit[0] is arch:
+        return hit[1]
+    if len(_INVENTORIES) > 256:
+        _INVENTORIES.clear()
+    tensors = _inventory(arch)
+    _INVENTORIES[id(arch)] = (arch, tensors)
+    return tensors
+
+
+def _inventory(arch: Architecture) -> tuple[Tensor, ...]:
     h, n_layers = arch.hidden_size, arch.num_layers
     out: list[Tensor] = []
 
