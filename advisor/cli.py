@@ -64,6 +64,8 @@ def build_parser() -> Parser:
     est.add_argument("--concurrency", type=int, default=1, metavar="N", help="sequences held at once (default 1)")
     est.add_argument("--gpu", metavar="GPU", help="GPU id (see: list gpus); enables the fit check")
     est.add_argument("--gpus", type=int, default=1, metavar="N", help="GPUs, tensor parallel (default 1)")
+    est.add_argument("--nodes", type=int, default=1, metavar="M",
+                     help="nodes of --gpus GPUs each, one pipeline stage per node (default 1; up to 16)")
     est.add_argument("--runtime", metavar="RUNTIME",
                      help="serving runtime id (default vllm; llama.cpp for GGUF weight schemes)")
     est.add_argument(
@@ -120,6 +122,9 @@ def _add_request_flags(parser: argparse.ArgumentParser, *, gpu_required: bool) -
         parser.add_argument("--gpu", required=True, metavar="GPU",
                             help="GPU id (see: list gpus), or 'custom' with the --gpu-* flags below")
         parser.add_argument("--gpus", type=int, default=1, metavar="N", help="GPUs, tensor parallel (default 1)")
+        parser.add_argument("--nodes", type=int, default=1, metavar="M",
+                            help="nodes of --gpus GPUs each: tensor parallel inside a node, pipeline parallel or "
+                            "replicas across nodes (default 1; up to 16)")
         custom = parser.add_argument_group("custom GPU (with --gpu custom)")
         custom.add_argument("--gpu-name", metavar="NAME", help="a name for the plan (default 'Custom GPU')")
         custom.add_argument("--gpu-vendor", metavar="nvidia|amd", help="default nvidia")
@@ -188,6 +193,7 @@ def _recommend_request(args: argparse.Namespace) -> Request:
         # the GPU picker (no --gpu flag) tries every GPU itself; an empty --gpu is refused below, not defaulted
         "gpu": getattr(args, "gpu", "h100-sxm"),
         "gpus": getattr(args, "gpus", 1),
+        "nodes": getattr(args, "nodes", 1),
         "runtime": args.runtime,
         "priority": args.priority,
         "calibration": args.calibration,
@@ -461,7 +467,9 @@ def render_table(r: Estimate) -> str:
         + f" | runtime {r.runtime} {r.runtime_version}"
     )
     if gpu:
-        setup += f" | {r.gpus} x {gpu.name}"
+        setup += f" | {r.gpus} x {gpu.name}" + (f" ({r.pipeline_parallel} nodes x {r.tensor_parallel}, pipeline "
+                                                f"parallel; per GPU: the largest stage)" if r.pipeline_parallel > 1
+                                                else "")
     lines += [setup, ""]
     active = ""
     if r.params_active != r.params_total:

@@ -19,7 +19,7 @@ from advisor.knowledge.schema import GPU, Candidate, Checkpoint, Knowledge, KVFo
 from advisor.physics import gguf, memory
 from advisor.physics.architecture import tensor_inventory
 from advisor.physics.estimate import gpu_price, resolve_layout
-from advisor.physics.performance import ModelCost, Performance, chunk_tokens_for, speed, with_bands
+from advisor.physics.performance import ModelCost, Performance, chunk_tokens_for, pipeline_for, speed, with_bands
 from advisor.physics.quality import Adjustment, Quality, expected_quality, size_bucket
 
 # Facts known before memory, speed and quality are computed; rules naming only these run once per
@@ -57,7 +57,9 @@ class Weights:
         self.format = quantized[0].format if quantized else breakdown[0].format
         self.groups = tuple(m.group for m in breakdown)
         self.breakdown = breakdown
-        self._split = memory.matrix_vector_bytes(arch, self.layout)
+        self._arch = arch
+        self._split = self._computed = memory.matrix_vector_bytes(arch, self.layout)
+        self._stages: dict[tuple[int, int], int] = {}
         # speed reads the text model: no decode step passes through a vision tower
         self.cost = ModelCost(arch.model_copy(update={"vision": None}) if arch.vision else arch, self.layout)
         native = model.native
@@ -74,13 +76,29 @@ class Weights:
                 self.bits_per_quantized_weight *= scale
             self._split = (max(0, exact - self._split[1]), self._split[1])
 
-    def per_gpu(self, tp: int) -> int:
+    def per_gpu(self, tp: int, pp: int = 1) -> int:
+        """One GPU's share at tensor parallel `tp`; with `pp` pipeline stages, a GPU of the largest stage
+        (memory.stage_weight_bytes; exact checkpoint bytes scale its matrices the way they scale the whole)."""
+        if pp > 1:
+            return self._stage_per_gpu(tp, pp)
         matrix, vector = self._split
         return math.ceil(matrix / tp) + vector
 
-    def loaded_per_gpu(self, runtime: Runtime, gpu: GPU, tp: int) -> int:
-        """One GPU's weights as the runtime holds them after loading (repacked kernels' layouts included)."""
-        return self.per_gpu(tp) + memory.repack_bytes_per_gpu(runtime.memory, self.breakdown, gpu.architecture, tp)
+    def _stage_per_gpu(self, tp: int, pp: int) -> int:
+        key = (tp, pp)
+        if key not in self._stages:
+            scale = self._split[0] / self._computed[0] if self._computed[0] else 1.0
+            self._stages[key] = max(math.ceil(m * scale / tp) + math.ceil(v)
+                                    for m, v in memory.stage_weight_bytes(self._arch, self.layout, pp))
+        return self._stages[key]
+
+    def loaded_per_gpu(self, runtime: Runtime, gpu: GPU, tp: int, pp: int = 1) -> int:
+        """One GPU's weights as the runtime holds them after loading (repacked kernels' layouts included; with `pp`
+        stages, the largest stage's share of what is repacked)."""
+        repack = memory.repack_bytes_per_gpu(runtime.memory, self.breakdown, gpu.architecture, tp)
+        if pp > 1 and repack:
+            repack = math.ceil(repack * memory.stage_layer_share(self._arch.num_layers, pp))
+        return self.per_gpu(tp, pp) + repack
 
 
 class EndpointContext:
@@ -115,6 +133,7 @@ class EndpointContext:
             self._fires.clear()
         self._parts: dict[tuple[str, str], dict] = {}
         self._speed_rows: dict[str, RuntimeSpeed] = {sp.runtime: sp for sp in k.speed.values()}
+        self._pipelines: dict[int, object] = {}  # pipeline stages -> performance.Pipeline (hop costs)
         crit = request.criteria
         self.base_facts = {
             "request.priority": shape.priority,
@@ -137,7 +156,8 @@ class EndpointContext:
             "gpu.cc": gpu.cc_value,
             "gpu.native": list(gpu.native_formats),
             "gpu.bf16": gpu.supports_bf16,
-            "gpu.count": request.gpus,
+            "gpu.count": request.gpus * request.nodes,
+            "gpu.nodes": request.nodes,
             "model.moe": self.arch.is_moe,
             "model.params_b": self.params_b,
             "model.mla": self.arch.mla is not None,
@@ -232,33 +252,38 @@ class EndpointContext:
                 return None
         return None
 
-    def kv_per_sequence(self, kv: KVFormat, tp: int, context: int | None = None) -> int:
-        """Bytes one sequence of the endpoint's context holds on one GPU of a `tp`-GPU replica."""
+    def kv_per_sequence(self, kv: KVFormat, tp: int, context: int | None = None, pp: int = 1) -> int:
+        """Bytes one sequence of the endpoint's context holds on one GPU of a `tp`-GPU replica (of the largest of
+        `pp` pipeline stages)."""
         context = context or self.shape.context
-        key = (kv.id, tp, context)
+        key = (kv.id, tp, context, pp)
         if key not in self._kv:
-            self._kv[key] = memory.kv_bytes_per_sequence(self.arch, kv, context, tp)
+            self._kv[key] = memory.kv_bytes_per_sequence(self.arch, kv, context, tp, pp)
         return self._kv[key]
 
-    def overhead(self, runtime: Runtime, tp: int, concurrency: int) -> int:
+    def overhead(self, runtime: Runtime, tp: int, concurrency: int, pp: int = 1) -> int:
         """Activations, CUDA graphs and non-torch memory per GPU, as the runtime accounts for them: llama.cpp's
         compute buffer grows with the tokens held; vLLM's sampler profile runs the --max-num-seqs the plan sets
-        (the concurrency)."""
+        (the concurrency). With `pp` pipeline stages each stage profiles its own pass: the same activations per GPU
+        as at tensor parallel `tp`, and every GPU keeps the multi-GPU non-torch (NCCL) memory."""
         kind = runtime.memory.activation.kind
         tokens = self.shape.context * concurrency if kind in ("per-head-context", "llama-compute") else 0
         seqs = concurrency if kind == "profile" else None
-        key = (runtime.id, tp, tokens, seqs)
+        key = (runtime.id, tp, tokens, seqs, pp)
         if key not in self._overhead:
-            self._overhead[key] = memory.runtime_overhead(
+            per_gpu = memory.runtime_overhead(
                 runtime.memory, self.arch, tp, tokens, gpu_gib=self.gpu.memory_gib, gpu_name=self.gpu.name,
                 max_num_seqs=seqs).per_gpu
+            if pp > 1 and tp == 1:  # one GPU per stage, but still in a distributed group
+                per_gpu += memory.non_torch_bytes(runtime.memory, pp) - memory.non_torch_bytes(runtime.memory, 1)
+            self._overhead[key] = per_gpu
         return self._overhead[key]
 
-    def loaded(self, cand: Candidate, runtime: Runtime, tp: int) -> int:
-        """One GPU's weights as `runtime` holds them at tensor parallel `tp` (cached)."""
-        key = (cand.id, runtime.id, tp)
+    def loaded(self, cand: Candidate, runtime: Runtime, tp: int, pp: int = 1) -> int:
+        """One GPU's weights as `runtime` holds them at tensor parallel `tp` (of the largest of `pp` stages; cached)."""
+        key = (cand.id, runtime.id, tp, pp)
         if key not in self._loaded:
-            self._loaded[key] = self.weights(cand).loaded_per_gpu(runtime, self.gpu, tp)
+            self._loaded[key] = self.weights(cand).loaded_per_gpu(runtime, self.gpu, tp, pp)
         return self._loaded[key]
 
     def visible_bytes(self) -> int:
@@ -267,23 +292,24 @@ class EndpointContext:
             self._visible = self.gpu.visible_bytes(self.k.decision["driver-reserved-fraction"].value)
         return self._visible
 
-    def utilization(self, runtime: Runtime, tp: int) -> tuple[float, int]:
+    def utilization(self, runtime: Runtime, tp: int, pp: int = 1) -> tuple[float, int]:
         """The runtime's default memory fraction on this GPU (SGLang's depends on the GPU's memory) and the
-        non-torch bytes per GPU at this TP size."""
-        key = (runtime.id, tp)
+        non-torch bytes per GPU at this TP size (and `pp` pipeline stages)."""
+        key = (runtime.id, tp, pp)
         if key not in self._util:
             m = runtime.memory
-            self._util[key] = (memory.default_utilization(m, self.visible_bytes(), tp), memory.non_torch_bytes(m, tp))
+            self._util[key] = (memory.default_utilization(m, self.visible_bytes(), tp),
+                               memory.non_torch_bytes(m, tp * pp))
         return self._util[key]
 
     def activations(self, cand: Candidate) -> str:
         return cand.activations if self.gpu.supports_bf16 or cand.activations != "bf16" else "fp16"
 
     def speed(self, cand: Candidate, kv: KVFormat, runtime: Runtime, tp: int, concurrency: int,
-              explain: bool = False) -> Performance:
-        """One replica's speed at `concurrency` requests of the endpoint's prompt and output lengths (cached unless
-        explained)."""
-        key = (cand.id, kv.id, runtime.id, tp, concurrency)
+              explain: bool = False, pp: int = 1) -> Performance:
+        """One replica's speed at `concurrency` requests of the endpoint's prompt and output lengths, over `pp`
+        pipeline stages of `tp` GPUs (cached unless explained)."""
+        key = (cand.id, kv.id, runtime.id, tp, concurrency, pp)
         if not explain:
             perf = self._speeds.get(key)
             if perf is not None:
@@ -291,11 +317,19 @@ class EndpointContext:
         perf = speed(self.weights(cand).cost, kv, self.gpu, tp, self.activations(cand),
                      cand.weight_only and cand.tier < 16, self.shape.prompt_tokens, self.shape.output_tokens,
                      concurrency, self._speed_rows[runtime.id], self.price, explain=explain, cache=self._phases,
-                     chunk_tokens=self._chunk_tokens(runtime, tp))
+                     chunk_tokens=self._chunk_tokens(runtime, tp), pipeline=self.pipeline(pp))
         if explain:
             return with_bands(perf, self.k.decision)
         self._speeds[key] = perf
         return perf
+
+    def pipeline(self, pp: int):
+        """The hop costs of `pp` pipeline stages across nodes (None for one stage)."""
+        if pp <= 1:
+            return None
+        if pp not in self._pipelines:
+            self._pipelines[pp] = pipeline_for(self.k.decision, self.gpu, pp)
+        return self._pipelines[pp]
 
     def _chunk_tokens(self, runtime: Runtime, tp: int) -> int | None:
         key = (runtime.id, tp)

@@ -33,6 +33,9 @@ def _rejections(ctx: EndpointContext, out: Outcome, served: set[str]) -> list[Re
             continue
         cand = ctx.k.candidates[cand_id]
         reasons = sorted(attempt.reasons, key=lambda r: REASON_ORDER.get(r.kind, 9))[:4]
+        refused = out.single_node.get(attempt.runtime)  # over several nodes: why its runtime could not pipeline
+        if refused is not None and refused not in reasons:
+            reasons = [*reasons[:3], refused]
         same = next((r for r in rows if r.notation == cand.notation
                      and [x.text for x in r.reasons] == [x.text for x in reasons]), None)
         if same is not None:
@@ -103,6 +106,17 @@ def recommend_endpoint(ctx: EndpointContext, detail: bool = True) -> EndpointRes
                 "No published measurement backs this runtime's speed at this concurrency and GPU count; its speed "
                 "and cost figures use assumed fractions (knowledge/speed.yaml) - measure before relying on them."),
                 source=["knowledge/speed.yaml", "knowledge/perf_measurements.yaml"]))
+        if pick.runtime in out.single_node:  # over several nodes, on a runtime that cannot pipeline across them
+            refused = out.single_node[pick.runtime]
+            items.append(RationaleItem(kind="runtime", text=f"Not pipelined across the {ctx.request.nodes} nodes: "
+                                       f"{refused.text}; each node serves its own replicas.", source=refused.source))
+        if pick.layout.pipeline_parallel > 1:
+            items.append(RationaleItem(kind="note", text=(
+                f"Pipeline parallel over {pick.layout.pipeline_parallel} nodes: each token still passes every stage and "
+                "reads all the weights once per step, so the extra nodes add memory, not speed per token; the hops "
+                "between nodes use the link's specifications (knowledge/decision.yaml internode-*), not a published "
+                "multi-node measurement."),
+                source=["knowledge/decision.yaml", "advisor/physics/performance.py"]))
         return EndpointResult(
             **common, fits=True, pick=pick, ranked=ranked, pareto=front, offload=offload_options(ctx, ranked),
             near_misses=ladder.near_misses(ctx, pick, out),
@@ -145,8 +159,9 @@ def _unfitting(ctx: EndpointContext, miss) -> Deployment:
     """The closest option when even one sequence does not fit: its memory, and its speed at one sequence."""
     layout, per = miss.layout, max(1, ctx.shape.concurrency // miss.layout.replicas)
     fit = miss.fit if miss.fit.kv_bytes_per_gpu else miss.fit.model_copy(
-        update={"kv_bytes_per_gpu": ctx.kv_per_sequence(miss.kv, layout.tensor_parallel) * per})
-    perf = ctx.speed(miss.cand, miss.kv, miss.runtime, layout.tensor_parallel, 1)
+        update={"kv_bytes_per_gpu": ctx.kv_per_sequence(miss.kv, layout.tensor_parallel,
+                                                         pp=layout.pipeline_parallel) * per})
+    perf = ctx.speed(miss.cand, miss.kv, miss.runtime, layout.tensor_parallel, 1, pp=layout.pipeline_parallel)
     dep = build_deployment(ctx, miss.cand, miss.kv, miss.runtime, layout, 1, 1, fit, perf, miss.quality, miss.facts)
     return ladder.finish(ctx, dep)
 
@@ -192,12 +207,12 @@ def speed_curves(result: RecommendResult, endpoint: int, knowledge: Knowledge | 
     series = []
     for dep in chosen[:limit]:
         cand, kv, runtime = k.candidates[dep.candidate], k.kv_formats[dep.kv], k.runtimes[dep.runtime]
-        replicas, tp = dep.layout.replicas, dep.layout.tensor_parallel
+        replicas, tp, pp = dep.layout.replicas, dep.layout.tensor_parallel, dep.layout.pipeline_parallel
         room = dep.memory.max_concurrency * replicas
         curve = []
         for c in points:
             per = max(1, -(-c // replicas))
-            perf = ctx.speed(cand, kv, runtime, tp, per)
+            perf = ctx.speed(cand, kv, runtime, tp, per, pp=pp)
             curve.append({"concurrency": c, "throughput": perf.throughput_tokens_per_s * c / per,
                           "tpot_ms": perf.tpot_ms, "ttft_ms": perf.ttft_ms, "fits": c <= room})
         series.append({"label": f"{cand.notation} KV-{kv.id.upper()} ({cand.id}, {dep.layout.words()})",

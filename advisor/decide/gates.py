@@ -99,9 +99,13 @@ def kv_support(k: Knowledge, kv: KVFormat, runtime: Runtime) -> list[Reason]:
 
 
 # --------------------------------------------------------------------------- parallel layouts
-def layouts(arch: Architecture, gpus: int) -> list[Layout]:
-    """Every split of `gpus` into replicas x tensor-parallel GPUs whose TP size divides the attention heads
-    and splits or replicates the KV heads (what serving runtimes require), most GPUs per replica first."""
+def layouts(arch: Architecture, gpus: int, nodes: int = 1) -> list[Layout]:
+    """Every split of `nodes` x `gpus` (GPUs per node) into replicas x tensor-parallel GPUs whose TP size divides the
+    attention heads and splits or replicates the KV heads (what serving runtimes require), most GPUs per replica first.
+    Tensor parallelism never spans nodes: its size divides the GPUs of one node, and over several nodes the replicas
+    fill every node. With `nodes` > 1 the same TP sizes also run as `nodes` pipeline stages, one per node (tensor
+    parallel x pipeline parallel x replicas = every GPU; not past one layer per stage); at equal GPUs per replica, the
+    single-node layout first."""
     out = []
     for tp in range(gpus, 0, -1):
         if gpus % tp or arch.num_heads % tp:
@@ -110,8 +114,23 @@ def layouts(arch: Architecture, gpus: int) -> list[Layout]:
             continue
         if memory.recurrent_split_problem(arch, tp):  # a hybrid's Mamba / linear-attention heads must split too
             continue
-        out.append(Layout(tensor_parallel=tp, replicas=gpus // tp))
+        out.append(Layout(tensor_parallel=tp, replicas=gpus * nodes // tp))
+    if nodes > 1 and nodes <= arch.num_layers:
+        out = [Layout(tensor_parallel=lay.tensor_parallel, replicas=gpus // lay.tensor_parallel,
+                      pipeline_parallel=nodes) for lay in out] + out
+        out.sort(key=lambda lay: (-lay.gpus_per_replica, lay.pipeline_parallel))
     return out
+
+
+def multinode_reasons(runtime: Runtime) -> list[Reason]:
+    """Why `runtime` cannot serve a pipeline-parallel layout across nodes (knowledge/runtimes.yaml multinode), or
+    nothing when it can."""
+    mn = runtime.multinode
+    if mn is not None and mn.supported:
+        return []
+    text = f"{runtime.name} {runtime.version} cannot span nodes: " + (
+        mn.reason if mn is not None and mn.reason else "it has no multi-node serving on file")
+    return [Reason(kind="runtime", text=text, source=mn.sources if mn is not None else runtime.sources)]
 
 
 def row_parallel_inputs(arch: Architecture) -> list[tuple[str, int]]:
@@ -151,31 +170,31 @@ def group_split_reason(ctx: EndpointContext, cand: Candidate, tp: int) -> Reason
 
 # --------------------------------------------------------------------------- memory
 def memory_fit(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Runtime, tp: int,
-               concurrency: int) -> MemoryFit:
-    """Per GPU of one replica holding `concurrency` sequences of the endpoint's context (cached per endpoint: a
-    second search pass and the ladder ask again)."""
-    key = (cand.id, kv.id, runtime.id, tp, concurrency)
+               concurrency: int, pp: int = 1) -> MemoryFit:
+    """Per GPU of one replica holding `concurrency` sequences of the endpoint's context; with `pp` pipeline stages,
+    per GPU of the largest stage (cached per endpoint: a second search pass and the ladder ask again)."""
+    key = (cand.id, kv.id, runtime.id, tp, concurrency, pp)
     fit = ctx.fits.get(key)
     if fit is None:
-        fit = ctx.fits[key] = _memory_fit(ctx, cand, kv, runtime, tp, concurrency)
+        fit = ctx.fits[key] = _memory_fit(ctx, cand, kv, runtime, tp, concurrency, pp)
     return fit
 
 
 def _memory_fit(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Runtime, tp: int,
-                concurrency: int) -> MemoryFit:
+                concurrency: int, pp: int = 1) -> MemoryFit:
     w = ctx.weights(cand)
-    w_gpu = ctx.loaded(cand, runtime, tp)
-    overhead = ctx.overhead(runtime, tp, concurrency)
+    w_gpu = ctx.loaded(cand, runtime, tp, pp)
+    overhead = ctx.overhead(runtime, tp, concurrency, pp)
     capacity = ctx.visible_bytes()
-    util, non_torch = ctx.utilization(runtime, tp)
+    util, non_torch = ctx.utilization(runtime, tp, pp)
     budget = memory.kv_budget_per_gpu(runtime.memory, capacity, w_gpu, overhead, util, non_torch)
-    per_seq = ctx.kv_per_sequence(kv, tp)
+    per_seq = ctx.kv_per_sequence(kv, tp, pp=pp)
     kv_gpu = per_seq * concurrency
     headroom = max(0, capacity - w_gpu - overhead - max(budget, 0))
     return construct(
         MemoryFit, weights_bytes=w.checkpoint_bytes, weights_bytes_per_gpu=w_gpu, kv_bytes_per_gpu=kv_gpu,
         overhead_bytes_per_gpu=overhead + headroom, capacity_bytes_per_gpu=capacity,
-        kv_budget_bytes_per_gpu=budget, gpus=tp, fits=budget >= 0 and kv_gpu <= budget,
+        kv_budget_bytes_per_gpu=budget, gpus=tp * pp, fits=budget >= 0 and kv_gpu <= budget,
         max_concurrency=max(0, budget) // per_seq if per_seq else 0, max_context=None, utilization=util,
         kv_pool_tokens=None,  # filled in for shown deployments (ladder.finish)
     )
@@ -183,8 +202,9 @@ def _memory_fit(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Ru
 
 def memory_reason(ctx: EndpointContext, fit: MemoryFit, kv: KVFormat, layout: Layout, concurrency: int) -> Reason:
     gib = memory.GIB
-    on = f"{layout.tensor_parallel} x {ctx.gpu.name}" + (f" per replica ({layout.words()})" if layout.replicas > 1
-                                                          else "")
+    on = f"{layout.gpus_per_replica} x {ctx.gpu.name}" + (
+        f" per replica ({layout.words()})" if layout.replicas > 1 else
+        f" ({layout.words()}; per GPU of the largest stage)" if layout.pipeline_parallel > 1 else "")
     if fit.kv_budget_bytes_per_gpu < 0:
         text = (f"weights alone ({fit.weights_bytes_per_gpu / gib:.1f} GiB per GPU) leave no room for the KV cache "
                 f"on {on}")

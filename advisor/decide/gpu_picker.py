@@ -70,7 +70,8 @@ def pick_gpus(
                 continue
             # A price override is for the request's own GPU kind; the others use their list prices.
             price = request.usd_per_gpu_hour if gpu_id == request.gpu else None
-            trial = request.model_copy(update={"gpu": gpu_id, "gpus": n, "usd_per_gpu_hour": price})
+            # one node of n GPUs: the picker compares GPU kinds and counts, not clusters
+            trial = request.model_copy(update={"gpu": gpu_id, "gpus": n, "nodes": 1, "usd_per_gpu_hour": price})
             try:
                 result = recommend(trial, k, detail=False, model=model)
             except AdvisorInputError:  # e.g. this count cannot split the attention heads

@@ -16,6 +16,7 @@ from advisor.knowledge.schema import Candidate
 from advisor.physics import memory
 
 GPU_COUNTS = (1, 2, 4, 8, 16, 32, 64)
+MAX_NODES = 16  # the request's limit (advisor/intake/request.py)
 
 
 def baseline_id(ctx: EndpointContext) -> str:
@@ -38,13 +39,15 @@ def finish(ctx: EndpointContext, dep: Deployment) -> Deployment:
     """Add what only shown deployments need: the speed model's assumptions in words and the longest context."""
     if not dep.performance.assumptions:
         cand, kv, runtime = ctx.k.candidates[dep.candidate], ctx.k.kv_formats[dep.kv], ctx.k.runtimes[dep.runtime]
-        perf = ctx.speed(cand, kv, runtime, dep.layout.tensor_parallel, dep.concurrency, explain=True)
+        perf = ctx.speed(cand, kv, runtime, dep.layout.tensor_parallel, dep.concurrency, explain=True,
+                         pp=dep.layout.pipeline_parallel)
         dep.performance = dep.performance.model_copy(update={"assumptions": perf.assumptions,
                                                              "bands_pct": perf.bands_pct})
     if dep.memory.kv_pool_tokens is None:
         runtime, kv = ctx.k.runtimes[dep.runtime], ctx.k.kv_formats[dep.kv]
         pool = memory.kv_pool_tokens(ctx.arch, kv, dep.memory.kv_budget_bytes_per_gpu, dep.layout.tensor_parallel,
-                                     runtime.memory.block_tokens, runtime.memory.kv_groups)
+                                     runtime.memory.block_tokens, runtime.memory.kv_groups,
+                                     dep.layout.pipeline_parallel)
         dep.memory = dep.memory.model_copy(update={"kv_pool_tokens": pool})
     if not dep.fired:
         words = ctx.words(dep.facts)
@@ -65,7 +68,8 @@ def finish(ctx: EndpointContext, dep: Deployment) -> Deployment:
         fit = dep.memory
         limit = ctx.arch.max_position or 1 << 20
         longest = memory.max_context(ctx.arch, ctx.k.kv_formats[dep.kv], dep.concurrency,
-                                     max(0, fit.kv_budget_bytes_per_gpu), dep.layout.tensor_parallel, limit)
+                                     max(0, fit.kv_budget_bytes_per_gpu), dep.layout.tensor_parallel, limit,
+                                     dep.layout.pipeline_parallel)
         dep.memory = fit.model_copy(update={"max_context": longest})
     return dep
 
@@ -75,12 +79,12 @@ def evaluate_at(ctx: EndpointContext, cand: Candidate, kv_id: str, runtime_id: s
     """A deployment's numbers at a given layout and concurrency, whether or not it passes the gates.
     Returns (deployment or None when it does not fit in memory, its MemoryFit)."""
     kv, runtime = ctx.k.kv_formats[kv_id], ctx.k.runtimes[runtime_id]
-    fit = gates.memory_fit(ctx, cand, kv, runtime, layout.tensor_parallel, concurrency)
+    fit = gates.memory_fit(ctx, cand, kv, runtime, layout.tensor_parallel, concurrency, layout.pipeline_parallel)
     if not fit.fits:
         return None, fit
     verdict, facts = ctx.verdict(cand, kv, runtime), ctx.facts(cand, kv, runtime)
     quality = ctx.quality(cand, kv, tuple(verdict.adjustments))
-    perf = ctx.speed(cand, kv, runtime, layout.tensor_parallel, concurrency)
+    perf = ctx.speed(cand, kv, runtime, layout.tensor_parallel, concurrency, pp=layout.pipeline_parallel)
     total = concurrency * layout.replicas if ctx.mode == "ceiling" else ctx.shape.concurrency
     dep = build_deployment(ctx, cand, kv, runtime, layout, concurrency, total, fit, perf, quality, facts)
     return finish(ctx, dep), fit
@@ -198,7 +202,7 @@ def near_misses(ctx: EndpointContext, pick: Deployment | None, out: Outcome, lim
         if dep is None:
             continue
         dep.total_concurrency = m.max_total
-        gpus_all = m.layout.tensor_parallel * math.ceil(need / per)
+        gpus_all = m.layout.gpus_per_replica * math.ceil(need / per)
         words = notation(ctx, m.cand.id, m.kv.id)
         text = f"{words} on {ctx.k.runtimes[m.runtime.id].name} ({m.layout.words()}): {m.max_total} of {need} " \
                f"requests fit at {ctx.shape.context:,} tokens"
@@ -218,11 +222,13 @@ def what_would_fit(ctx: EndpointContext, miss: MemoryMiss) -> list[str]:
     per_replica = math.ceil(ctx.shape.concurrency / layout.replicas)
     if fit.kv_budget_bytes_per_gpu > 0:
         longest = memory.max_context(arch, kv, per_replica, fit.kv_budget_bytes_per_gpu, layout.tensor_parallel,
-                                     arch.max_position or 1 << 20)
+                                     arch.max_position or 1 << 20, layout.pipeline_parallel)
         if miss.max_total >= 1:
             out.append(f"fewer concurrent sequences: {miss.max_total} fit at {ctx.shape.context:,} tokens")
         if longest > 0:
             out.append(f"a shorter context: {ctx.shape.concurrency} sequences fit up to {longest:,} tokens")
+    if ctx.request.nodes > 1:
+        return out + _more_nodes(ctx, miss)
     for n in GPU_COUNTS:
         if n <= ctx.request.gpus or not any(lay.replicas == 1 for lay in gates.layouts(arch, n)):
             continue  # n GPUs must split the heads in one tensor-parallel group
@@ -231,6 +237,22 @@ def what_would_fit(ctx: EndpointContext, miss: MemoryMiss) -> list[str]:
                        f"{kv.id} KV")
             return out
     return out
+
+
+def _more_nodes(ctx: EndpointContext, miss: MemoryMiss) -> list[str]:
+    """Over several nodes: the fewest more nodes of the same GPUs that would fit, one pipeline stage each (when the
+    runtime spans nodes)."""
+    gpus, kv = ctx.request.gpus, miss.kv
+    if gates.multinode_reasons(miss.runtime):
+        return []
+    for nodes in range(ctx.request.nodes + 1, MAX_NODES + 1):
+        if nodes > ctx.arch.num_layers:
+            break
+        tp = next((lay.tensor_parallel for lay in gates.layouts(ctx.arch, gpus)), 0)
+        if tp and gates.memory_fit(ctx, miss.cand, kv, miss.runtime, tp, ctx.shape.concurrency, nodes).fits:
+            return [f"more nodes: {nodes} x {gpus} {ctx.gpu.name} (tensor parallel {tp} x pipeline parallel {nodes}) "
+                    f"fit {miss.cand.notation} with {kv.id} KV"]
+    return []
 
 
 def relaxed_targets(ctx: EndpointContext, dep: Deployment) -> list[str]:
@@ -266,7 +288,7 @@ def target_miss(ctx: EndpointContext, dep: Deployment) -> float:
 
 def kv_options(ctx: EndpointContext, pick: Deployment) -> list[KVOption]:
     cand, runtime = ctx.k.candidates[pick.candidate], ctx.k.runtimes[pick.runtime]
-    tp, replicas = pick.layout.tensor_parallel, pick.layout.replicas
+    tp, replicas, pp = pick.layout.tensor_parallel, pick.layout.replicas, pick.layout.pipeline_parallel
     limit = ctx.arch.max_position or 1 << 20
     out = []
     for kv in ctx.k.kv_formats.values():
@@ -276,15 +298,15 @@ def kv_options(ctx: EndpointContext, pick: Deployment) -> list[KVOption]:
         if blocking:
             out.append(KVOption(kv=kv.id, available=False, reason=blocking[0].text))
             continue
-        fit = gates.memory_fit(ctx, cand, kv, runtime, tp, pick.concurrency)
+        fit = gates.memory_fit(ctx, cand, kv, runtime, tp, pick.concurrency, pp)
         budget = max(0, fit.kv_budget_bytes_per_gpu)
         option = KVOption(kv=kv.id, available=True, fits=fit.fits, max_concurrency=fit.max_concurrency * replicas,
-                          max_context=memory.max_context(ctx.arch, kv, pick.concurrency, budget, tp, limit))
+                          max_context=memory.max_context(ctx.arch, kv, pick.concurrency, budget, tp, limit, pp))
         if not fit.fits:
             option.reason = (f"does not fit: room for {fit.max_concurrency * replicas:,} sequences of "
                              f"{ctx.shape.context:,} tokens, {pick.concurrency * replicas:,} needed")
         else:
-            perf = ctx.speed(cand, kv, runtime, tp, pick.concurrency)
+            perf = ctx.speed(cand, kv, runtime, tp, pick.concurrency, pp=pp)
             quality = ctx.quality(cand, kv, tuple(ctx.verdict(cand, kv, runtime).adjustments))
             option.tpot_ms, option.ttft_ms = perf.tpot_ms, perf.ttft_ms
             option.expected_recovery_pct = quality.expected_recovery_pct

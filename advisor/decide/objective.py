@@ -13,8 +13,8 @@ Because it runs on the front, the pick is never dominated by another option the 
 from __future__ import annotations
 
 import math
-from operator import le
 from collections.abc import Sequence
+from operator import le
 
 from advisor.decide.result import Deployment
 from advisor.knowledge.schema import METRIC_SENSE, ObjectiveKey, Priority

@@ -34,19 +34,34 @@ class Reason(BaseModel):
 
 
 class Layout(BaseModel):
-    """How the endpoint's GPUs are used: replicas x tensor-parallel GPUs each."""
+    """How the endpoint's GPUs are used: replicas x pipeline stages (one per node) x tensor-parallel GPUs each.
+    Tensor parallelism stays inside a node; pipeline_parallel > 1 spans that many nodes."""
 
     model_config = ConfigDict(frozen=True)
     tensor_parallel: int
     replicas: int
+    pipeline_parallel: int = 1
 
     @property
     def gpus(self) -> int:
-        return self.tensor_parallel * self.replicas
+        return self.tensor_parallel * self.pipeline_parallel * self.replicas
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.tensor_parallel * self.pipeline_parallel
 
     def words(self) -> str:
-        tp = f"tensor parallel {self.tensor_parallel}" if self.tensor_parallel > 1 else "one GPU"
+        pp = self.pipeline_parallel
+        if pp > 1:
+            tp = f"tensor parallel {self.tensor_parallel} x pipeline parallel {pp} ({pp} nodes)"
+        else:
+            tp = f"tensor parallel {self.tensor_parallel}" if self.tensor_parallel > 1 else "one GPU"
         return tp if self.replicas == 1 else f"{self.replicas} replicas of {tp}"
+
+    def short(self) -> str:
+        """TP8, 2xTP8, TP8xPP2."""
+        tp = f"TP{self.tensor_parallel}" + (f"xPP{self.pipeline_parallel}" if self.pipeline_parallel > 1 else "")
+        return tp if self.replicas == 1 else f"{self.replicas}x{tp}"
 
 
 class MemoryFit(BaseModel):
@@ -58,7 +73,7 @@ class MemoryFit(BaseModel):
     overhead_bytes_per_gpu: int  # activations + non-torch + the headroom the utilization setting leaves
     capacity_bytes_per_gpu: int
     kv_budget_bytes_per_gpu: int
-    gpus: int  # in one replica
+    gpus: int  # in one replica (tensor parallel x pipeline stages)
     fits: bool
     max_concurrency: int  # sequences one replica holds at the endpoint's context
     max_context: int | None = None  # longest context at the concurrency (computed for shown deployments)
@@ -129,8 +144,9 @@ class Deployment(BaseModel):
     facts: dict = Field(default_factory=dict, exclude=True, repr=False)  # what the rules saw
 
     @property
-    def key(self) -> tuple[str, str, str, int, int]:
-        return (self.candidate, self.kv, self.runtime, self.layout.tensor_parallel, self.layout.replicas)
+    def key(self) -> tuple[str, str, str, int, int, int]:
+        return (self.candidate, self.kv, self.runtime, self.layout.tensor_parallel, self.layout.replicas,
+                self.layout.pipeline_parallel)
 
     @property
     def config(self) -> tuple[str, str]:

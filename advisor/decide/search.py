@@ -62,6 +62,7 @@ class Outcome:
         self.memory_misses: list[MemoryMiss] = []
         self.attempts: dict[str, Attempt] = {}  # candidate id -> its closest attempt
         self.runtimes: list[Runtime] = []
+        self.single_node: dict[str, Reason] = {}  # runtime id -> why it cannot span the request's nodes
         self.evaluated = 0
 
     def settled(self, candidate: str) -> bool:
@@ -121,15 +122,16 @@ def build_deployment(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtim
     gpus = layout.gpus
     gpu_hours = gpus / (throughput * 3600) * 1e6
     cost = ctx.price * gpu_hours if ctx.price else None
+    pp = layout.pipeline_parallel
     if explain:
-        perf = ctx.speed(cand, kv, runtime, layout.tensor_parallel, concurrency, explain=True)
+        perf = ctx.speed(cand, kv, runtime, layout.tensor_parallel, concurrency, explain=True, pp=pp)
     perf = construct(Performance, **{**perf.__dict__, "throughput_tokens_per_s": throughput,
                                      "cost_per_million_tokens": cost})
     if ctx.mode == "ceiling":
-        gpus_needed = layout.tensor_parallel
+        gpus_needed = layout.tensor_parallel * pp
     else:
         per_replica = max(1, fit.max_concurrency)
-        gpus_needed = min(gpus, layout.tensor_parallel * math.ceil(total / per_replica))
+        gpus_needed = min(gpus, layout.tensor_parallel * pp * math.ceil(total / per_replica))
     metrics = {
         "expected_recovery_pct": quality.expected_recovery_pct,
         "worst_recovery_pct": quality.worst_recovery_pct,
@@ -146,6 +148,7 @@ def build_deployment(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtim
         **static_facts,
         "deploy.tp": layout.tensor_parallel,
         "deploy.replicas": layout.replicas,
+        "deploy.pp": pp,
         "deploy.concurrency": concurrency,
         "mem.fits": fit.fits,
         "perf.ttft_ms": perf.ttft_ms,
@@ -182,11 +185,11 @@ def _late(ctx: EndpointContext, dep: Deployment) -> list[Reason]:
 
 def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KVFormat, runtime: Runtime,
                      layout: Layout, quality: Quality, facts: dict) -> None:
-    tp, replicas = layout.tensor_parallel, layout.replicas
+    tp, replicas, pp = layout.tensor_parallel, layout.replicas, layout.pipeline_parallel
     shape = ctx.shape
     if ctx.mode == "requirement":
         per_replica = math.ceil(shape.concurrency / replicas)
-        fit = gates.memory_fit(ctx, cand, kv, runtime, tp, per_replica)
+        fit = gates.memory_fit(ctx, cand, kv, runtime, tp, per_replica, pp)
         if not fit.fits:
             if out.closer(cand.id, (0, True, fit.total_bytes_per_gpu)):
                 out.attempt(Attempt(cand.id, kv.id, runtime.id, layout,
@@ -195,7 +198,7 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
             return
         if _unmeasured(ctx, out, cand, kv, runtime, layout, per_replica, fit):
             return
-        perf = ctx.speed(cand, kv, runtime, tp, per_replica)
+        perf = ctx.speed(cand, kv, runtime, tp, per_replica, pp=pp)
         out.evaluated += 1
         dep = build_deployment(ctx, cand, kv, runtime, layout, per_replica, shape.concurrency, fit, perf, quality,
                                facts)
@@ -207,7 +210,7 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
             out.feasible.append(dep)
         return
     # ceiling: choose the concurrency per replica, up to what fits, the endpoint's ceiling and the search's cap
-    probe = gates.memory_fit(ctx, cand, kv, runtime, tp, 1)
+    probe = gates.memory_fit(ctx, cand, kv, runtime, tp, 1, pp)
     cap = min(ctx.k.decision["batch-max-concurrency"].value, math.ceil(shape.concurrency / replicas))
     top = min(int(cap), probe.max_concurrency)
     if top < 1:
@@ -226,15 +229,15 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
         unbacked = [c for c in options if not ctx.speed_measured(runtime, tp, c)]
         if unbacked:
             c = unbacked[0]
-            fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c) if c != 1 else probe
+            fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c, pp) if c != 1 else probe
             if fit.fits:
                 _unmeasured(ctx, out, cand, kv, runtime, layout, c, fit)
             options = [c for c in options if c not in unbacked]
     for c in reversed(options):  # most requests first: the cheapest per token
-        fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c) if c != 1 else probe
+        fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c, pp) if c != 1 else probe
         if not fit.fits:  # a runtime whose overhead grows with the tokens held (llama.cpp) fits fewer
             continue
-        perf = ctx.speed(cand, kv, runtime, tp, c)
+        perf = ctx.speed(cand, kv, runtime, tp, c, pp=pp)
         out.evaluated += 1
         dep = build_deployment(ctx, cand, kv, runtime, layout, c, c * replicas, fit, perf, quality, facts)
         reasons = _late(ctx, dep)
@@ -265,7 +268,8 @@ def search(ctx: EndpointContext, measured_only: bool = False) -> Outcome:
     """Evaluate every deployment; with `measured_only`, only those whose runtime speed published measurements
     back at their concurrency and GPU count (the others keep a reason)."""
     out = Outcome(measured_only)
-    layouts = gates.layouts(ctx.arch, ctx.request.gpus)
+    layouts = gates.layouts(ctx.arch, ctx.request.gpus, ctx.request.nodes)
+    pipelined = any(lay.pipeline_parallel > 1 for lay in layouts)
     cands = list(candidates(ctx))
     kvs = list(ctx.k.kv_formats.values())
     out.runtimes = runtimes(ctx)
@@ -290,6 +294,9 @@ def search(ctx: EndpointContext, measured_only: bool = False) -> Outcome:
                     out.attempt(Attempt(cand.id, kvs[0].id, runtime.id, None, [*ruled, reason]))
             continue
         served_kvs = [kv for kv in kvs if not gates.kv_support(ctx.k, kv, runtime)]
+        single_node = gates.multinode_reasons(runtime) if pipelined else []
+        if single_node:
+            out.single_node[runtime.id] = single_node[0]
         for cand in cands:
             reasons = gates.candidate_support(ctx, cand, runtime) + gates.checkpoint_reasons(ctx, cand, runtime)
             if reasons or not served_kvs:
@@ -310,6 +317,10 @@ def search(ctx: EndpointContext, measured_only: bool = False) -> Outcome:
                 quality = ctx.quality(cand, kv, tuple(verdict.adjustments))
                 facts = ctx.facts(cand, kv, runtime)
                 for layout in layouts:
+                    if single_node and layout.pipeline_parallel > 1:
+                        if not out.settled(cand.id):
+                            out.attempt(Attempt(cand.id, kv.id, runtime.id, layout, single_node))
+                        continue
                     split = gates.group_split_reason(ctx, cand, layout.tensor_parallel)
                     if split:
                         out.attempt(Attempt(cand.id, kv.id, runtime.id, layout, [split]))

@@ -108,7 +108,9 @@ class Request(BaseModel):
     custom_model: dict[str, Any] | None = None  # an uploaded config.json's fields; travels with the plan
     gpu: str = Field(min_length=1, max_length=64)  # a knowledge/gpus.yaml id, or "custom" with `custom_gpu`
     custom_gpu: CustomGPU | None = None
-    gpus: int = Field(1, ge=1, le=64)
+    gpus: int = Field(1, ge=1, le=64)  # GPUs per node
+    # nodes of `gpus` GPUs each: tensor parallel inside a node, pipeline parallel (or replicas) across nodes
+    nodes: int = Field(1, ge=1, le=16)
     runtime: str | None = None  # None: the engine picks, in the runtimes' preference order
     priority: Priority | None = None  # default for endpoints that set none (else the workload's own)
     calibration: Literal["none", "available"] = "available"

@@ -187,6 +187,8 @@ class GPU(Row):
     native_formats: tuple[str, ...]  # numeric format ids the tensor cores run natively
     fp8_variant: str | None = None  # e4m3fn (OCP) or e4m3fnuz (AMD CDNA3)
     interconnect_gbps: float | None = None  # per-GPU link bandwidth, GB/s
+    # per-GPU bandwidth between nodes (the GPU's own NIC), GB/s; None: decision.yaml internode-gbps-per-gpu
+    internode_gbps: float | None = Field(None, gt=0)
     matmul_efficiency: float = Field(gt=0, le=1)  # best BF16 matmul / peak (MAMF); in `unverified` if typical
     unverified: tuple[str, ...] = ()  # field names whose figures are not from a primary source
     notes: str = ""
@@ -369,6 +371,27 @@ class ServeTemplate(Frozen):
     source: str | list[str]
 
 
+class MultiNode(Frozen):
+    """How a runtime serves one model over several nodes: tensor parallel inside each node, pipeline parallel across
+    them. ``head`` runs on the first node before the serve command, ``workers`` on each other node; ``flags`` join the
+    serve command; with ``serve_on_every_node`` the serve command (with its node rank) runs on every node.
+    Placeholders: {head} (the first node's address) {node_rank} {nodes} {pipeline_parallel} {gpus} (per node).
+    ``supported`` False: the runtime (or this advisor) has no multi-node serving; ``reason`` says why."""
+
+    supported: bool
+    reason: str = ""
+    head: tuple[str, ...] = ()
+    workers: tuple[str, ...] = ()
+    flags: dict[str, str] = {}
+    serve_on_every_node: bool = False
+    notes: str = ""
+    source: str | list[str]
+
+    @property
+    def sources(self) -> list[str]:
+        return [self.source] if isinstance(self.source, str) else list(self.source)
+
+
 class Runtime(Row):
     name: str
     version: str  # pinned version the flags and figures were read from
@@ -378,6 +401,7 @@ class Runtime(Row):
     preference: int = 50  # order the engine tries runtimes in when the user leaves the choice to it
     preference_note: str = ""
     serve: ServeTemplate | None = None
+    multinode: MultiNode | None = None  # None: single node only (pipeline-parallel layouts are refused)
     notes: str = ""
 
 

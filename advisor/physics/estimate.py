@@ -6,6 +6,8 @@ per-module breakdown and the assumptions behind it in plain words.
 
 from __future__ import annotations
 
+import math
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from advisor.errors import AdvisorInputError
@@ -15,7 +17,7 @@ from advisor.knowledge.schema import GPU, Knowledge, KVFormat, Runtime, WeightSc
 from advisor.physics import gguf, memory
 from advisor.physics.architecture import Architecture
 from advisor.physics.memory import GIB
-from advisor.physics.performance import Performance, chunk_tokens_for, estimate_speed, with_bands
+from advisor.physics.performance import Performance, chunk_tokens_for, estimate_speed, pipeline_for, with_bands
 
 DEFAULT_CONTEXT = 4096
 DEFAULT_RUNTIME = "vllm"
@@ -32,7 +34,8 @@ class EstimateRequest(BaseModel):
     context: int = Field(DEFAULT_CONTEXT, gt=0, le=10_000_000)
     concurrency: int = Field(1, gt=0, le=100_000)
     gpu: str | None = None
-    gpus: int = Field(1, gt=0, le=64)
+    gpus: int = Field(1, gt=0, le=64)  # per node: tensor parallel
+    nodes: int = Field(1, gt=0, le=16)  # pipeline stages, one per node
     runtime: str = DEFAULT_RUNTIME
     group_size: int | None = Field(None, ge=-1, le=1 << 16)  # -1: per channel (checked against the scheme)
     utilization: float | None = Field(None, gt=0, le=1)
@@ -90,9 +93,11 @@ class Estimate(BaseModel):
     context: int
     concurrency: int
     gpu: str | None
-    gpus: int
+    gpus: int  # all of them: tensor parallel x pipeline stages (nodes)
     runtime: str
     runtime_version: str
+    tensor_parallel: int = 1
+    pipeline_parallel: int = 1  # nodes, one stage each; per-GPU figures are a GPU of the largest stage
 
     params_total: int
     params_active: int
@@ -168,8 +173,18 @@ def estimate(request: EstimateRequest, knowledge: Knowledge | None = None, model
     runtime: Runtime = lookup(k.runtimes, request.runtime, "--runtime", "runtime")
     kv: KVFormat = lookup(k.kv_formats, request.kv or _default_kv(gpu), "--kv", "KV-cache format")
     scheme, layout = resolve_layout(k, model, request.weights, request.group_size)
-    tp = request.gpus
+    tp, pp = request.gpus, request.nodes
     memory.check_tensor_parallel(arch, tp)
+    if pp > 1:
+        if pp > arch.num_layers:
+            raise AdvisorInputError("--nodes", f"{pp} pipeline stages is more than {model.name}'s {arch.num_layers} "
+                                    "layers", value=str(pp))
+        if runtime.multinode is None or not runtime.multinode.supported:
+            why = runtime.multinode.reason if runtime.multinode is not None else "no multi-node serving on file"
+            raise AdvisorInputError("--nodes", f"{runtime.name} {runtime.version} cannot span nodes: {why}",
+                                    value=str(pp), choices=[r.id for r in k.runtimes.values()
+                                                            if r.multinode is not None and r.multinode.supported])
+    n = tp * pp  # GPUs in all
 
     modules = memory.weight_breakdown(arch, layout)
     weights = sum(m.bytes for m in modules)
@@ -184,11 +199,13 @@ def estimate(request: EstimateRequest, knowledge: Knowledge | None = None, model
     params_active = sum(m.active_params for m in modules)
     embedding = next((m.params for m in modules if m.group == "embedding"), 0)
     weights_gpu = memory.weights_per_gpu(arch, layout, tp)
+    if pp > 1:  # a GPU of the largest pipeline stage
+        weights_gpu = max(math.ceil(m / tp) + math.ceil(v) for m, v in memory.stage_weight_bytes(arch, layout, pp))
     if per_tensor:
         weights_gpu = round(weights_gpu * per_tensor / max(1, sum(m.bytes for m in memory.weight_breakdown(arch, layout))))
 
     limit = arch.max_position or MAX_CONTEXT_CAP
-    kv_seq_gpu = memory.kv_bytes_per_sequence(arch, kv, request.context, tp)
+    kv_seq_gpu = memory.kv_bytes_per_sequence(arch, kv, request.context, tp, pp)
     kv_gpu = kv_seq_gpu * request.concurrency
     gpu_gib = gpu.memory_gib if gpu else 80.0
     if request.runtime_version:
@@ -205,6 +222,8 @@ def estimate(request: EstimateRequest, knowledge: Knowledge | None = None, model
                                        max_num_seqs=request.max_num_seqs,
                                        max_num_batched_tokens=request.max_num_batched_tokens,
                                        enforce_eager=request.enforce_eager, context=request.context)
+    if pp > 1 and tp == 1:  # one GPU per stage, still in a distributed group: the multi-GPU non-torch figure
+        overhead = overhead.model_copy(update={"non_torch_per_gpu": memory.non_torch_bytes(runtime.memory, n)})
     reserved = k.decision["driver-reserved-fraction"].value
     util = request.utilization
     if util is None:
@@ -217,15 +236,16 @@ def estimate(request: EstimateRequest, knowledge: Knowledge | None = None, model
     hints: list[str] = []
     if gpu is not None:
         visible = gpu.visible_bytes(reserved)
-        loaded = weights_gpu + memory.repack_bytes_per_gpu(runtime.memory, modules, gpu.architecture, tp)
+        repack = memory.repack_bytes_per_gpu(runtime.memory, modules, gpu.architecture, tp)
+        loaded = weights_gpu + (math.ceil(repack * memory.stage_layer_share(arch.num_layers, pp)) if pp > 1 else repack)
         budget = memory.kv_budget_per_gpu(runtime.memory, visible, loaded, overhead.per_gpu, util,
                                           overhead.non_torch_per_gpu)
-        pool = memory.kv_pool_tokens(arch, kv, budget, tp, runtime.memory.block_tokens, runtime.memory.kv_groups)
+        pool = memory.kv_pool_tokens(arch, kv, budget, tp, runtime.memory.block_tokens, runtime.memory.kv_groups, pp)
         headroom_gpu = max(0, gpu.memory_bytes - loaded - overhead.per_gpu - max(budget, 0))
-        capacity = gpu.memory_bytes * tp
+        capacity = gpu.memory_bytes * n
         fits = budget >= kv_gpu and budget >= 0
-        max_conc = memory.max_concurrency(arch, kv, request.context, budget, tp)
-        max_ctx = memory.max_context(arch, kv, request.concurrency, budget, tp, limit)
+        max_conc = memory.max_concurrency(arch, kv, request.context, budget, tp, pp)
+        max_ctx = memory.max_context(arch, kv, request.concurrency, budget, tp, limit, pp)
         if not fits:
             hints = _fit_hints(runtime, arch, tp, request, visible, loaded, overhead, kv_gpu, util, gpu_gib, gpu,
                                k.decision["fit-hint-max-utilization"].value)
@@ -255,7 +275,9 @@ def estimate(request: EstimateRequest, knowledge: Knowledge | None = None, model
         context=request.context,
         concurrency=request.concurrency,
         gpu=gpu.id if gpu else None,
-        gpus=tp,
+        gpus=n,
+        tensor_parallel=tp,
+        pipeline_parallel=pp,
         runtime=runtime.id,
         runtime_version=request.runtime_version or runtime.version,
         params_total=params_total,
@@ -264,11 +286,11 @@ def estimate(request: EstimateRequest, knowledge: Knowledge | None = None, model
         weights_bytes=weights,
         weights_bytes_per_gpu=weights_gpu,
         weights_bits_per_weight=8 * weights / params_total,
-        kv_cache_bytes=kv_gpu * tp,
+        kv_cache_bytes=kv_gpu * n,
         kv_cache_bytes_per_gpu=kv_gpu,
         kv_bytes_per_token=memory.kv_bytes_per_token_full(arch, kv),
-        kv_bytes_per_sequence=kv_seq_gpu * tp,
-        overhead_bytes=overhead_gpu * tp,
+        kv_bytes_per_sequence=kv_seq_gpu * n,
+        overhead_bytes=overhead_gpu * n,
         overhead=OverheadDetail(
             activations_bytes=overhead.activation_per_gpu,
             non_torch_bytes=overhead.non_torch_per_gpu,
@@ -280,7 +302,7 @@ def estimate(request: EstimateRequest, knowledge: Knowledge | None = None, model
             utilization=util,
             utilization_flag=runtime.memory.utilization_flag,
         ),
-        total_bytes=((loaded or weights_gpu) + kv_gpu + overhead_gpu) * tp,
+        total_bytes=((loaded or weights_gpu) + kv_gpu + overhead_gpu) * n,
         capacity_bytes=capacity,
         visible_bytes_per_gpu=visible,
         weights_loaded_bytes_per_gpu=loaded,
@@ -294,7 +316,7 @@ def estimate(request: EstimateRequest, knowledge: Knowledge | None = None, model
         modules=[ModuleRow(**m.model_dump()) for m in modules],
         savings=_savings(k, layout, params_total, modules, weights, bf16_weights, kv, bf16_kv, kv_seq_one),
         assumptions=_assumptions(k, model, scheme, layout, kv, runtime, gpu, tp, overhead, util, arch, modules,
-                                 request.runtime_version),
+                                 request.runtime_version, pp),
         warnings=warnings,
         sources=_sources(k, model, scheme, layout, kv, runtime, gpu),
         **(_perf_fields(perf) if perf else {}),
@@ -355,7 +377,8 @@ def _performance(k: Knowledge, request: EstimateRequest, arch, scheme: WeightSch
     weight_only = quantized and activations in ("bf16", "fp16")
     chunk = request.max_num_batched_tokens or chunk_tokens_for(runtime.memory, gpu, request.gpus)
     return with_bands(estimate_speed(arch, layout, kv, gpu, request.gpus, activations, weight_only, prompt, output,
-                                     request.concurrency, speed, price, chunk), k.decision)
+                                     request.concurrency, speed, price, chunk,
+                                     pipeline_for(k.decision, gpu, request.nodes)), k.decision)
 
 
 def gpu_price(k: Knowledge, gpu_id: str) -> float | None:
@@ -446,6 +469,7 @@ def _assumptions(
     arch: Architecture,
     modules: list[memory.ModuleBytes],
     version: str | None = None,
+    pp: int = 1,
 ) -> list[str]:
     present = {m.group for m in modules}
     quantized = [g for g, s in layout.groups.items() if s.quantized and g in present and g != "norms"]
@@ -509,6 +533,12 @@ def _assumptions(
             else "KV heads replicated (fewer KV heads than GPUs)"
         )
         lines.append(f"Tensor parallelism over {tp} GPUs: weight matrices split evenly, norms replicated, {split}.")
+    if pp > 1:
+        parts = memory.pipeline_partition(arch.num_layers, pp)
+        lines.append(f"Pipeline parallelism over {pp} nodes of {tp} GPU(s), tensor parallel inside each node: layers "
+                     f"{' + '.join(map(str, parts))} per stage (vLLM's split), the embedding on the first stage and "
+                     "the LM head on the last (both, with tied embeddings); figures per GPU are a GPU of the largest "
+                     "stage, its KV cache that stage's share of the layers.")
     lines.append(
         "KV bytes follow the exact formula; runtimes allocate in blocks (vLLM: 16 tokens), "
         "so real capacity can be a block short per sequence."

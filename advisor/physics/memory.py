@@ -2,7 +2,8 @@
 
 Bytes are exact integers where the storage is exact (dense formats, group scales, KV caches) and
 rounded up per tensor where a layout stores fractional bits (file-average GGUF mixes).
-Everything per GPU assumes tensor parallelism over all the GPUs of one replica.
+Everything per GPU assumes tensor parallelism over all the GPUs of one replica, or, with pipeline parallelism,
+over the GPUs of one stage (the largest stage's share of the layers; :func:`stage_weight_bytes`).
 """
 
 from __future__ import annotations
@@ -177,6 +178,59 @@ def weights_per_gpu(arch: Architecture, layout: Layout, tensor_parallel: int) ->
     return math.ceil(matrix / tensor_parallel) + vector
 
 
+# --------------------------------------------------------------------------- pipeline parallelism
+def pipeline_partition(num_layers: int, stages: int) -> tuple[int, ...]:
+    """Layers per pipeline stage as vLLM splits them: num_layers // stages each, the remainder one layer each to the
+    stages just before the last (which also runs the final norm and the LM head). 126 layers in 2 stages: 63 + 63;
+    61 in 2: 31 + 30; 61 in 4: 15, 15, 16, 15 (vllm-project/vllm vllm/distributed/utils.py get_pp_indices)."""
+    if stages <= 1:
+        return (num_layers,)
+    base, extra = divmod(num_layers, stages)
+    parts = [base] * stages
+    for i in range(2, extra + 2):
+        parts[-i] += 1
+    return tuple(parts)
+
+
+def stage_layer_share(num_layers: int, stages: int) -> float:
+    """The largest stage's share of the layers (ceil(layers / stages) / layers; 1.0 without pipeline parallelism)."""
+    if stages <= 1 or num_layers <= 0:
+        return 1.0
+    return max(pipeline_partition(num_layers, stages)) / num_layers
+
+
+def stage_weight_bytes(arch: Architecture, layout: Layout, stages: int) -> tuple[tuple[float, float], ...]:
+    """(matrix bytes, vector bytes) each pipeline stage holds before any tensor-parallel split, as vLLM places them:
+    the repeating layers by :func:`pipeline_partition` (a MoE model's expert and router tensors where its MoE layers
+    fall, the rest spread evenly over the layers), the token embedding (and a vision tower) on the first stage, the
+    final norm and the LM head on the last; with tied embeddings the last stage holds the embedding matrix too, as
+    its LM head (vLLM builds embed_tokens on the last rank when tie_word_embeddings is set)."""
+    parts = pipeline_partition(arch.num_layers, stages)
+    starts = [sum(parts[:i]) for i in range(len(parts))]
+    moe = arch.moe_layers
+    moe_per_stage = [sum(1 for i in moe if s <= i < s + n) for s, n in zip(starts, parts, strict=True)]
+    first, last, layers, experts = [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]
+    for tensor in tensor_inventory(arch):
+        slot = 0 if tensor.is_matrix else 1
+        nbytes = _tensor_bytes(tensor, layout)
+        if tensor.group in ("embedding", "vision"):
+            first[slot] += nbytes
+            if arch.tied_embeddings and tensor.name == "embed_tokens":
+                last[slot] += nbytes
+        elif tensor.group == "lm_head" or tensor.name == "final_norm":
+            last[slot] += nbytes
+        elif tensor.group in ("experts", "router") and moe:
+            experts[slot] += nbytes
+        else:
+            layers[slot] += nbytes
+    out = []
+    for i, n in enumerate(parts):
+        stage = [layers[j] * n / arch.num_layers + (experts[j] * moe_per_stage[i] / len(moe) if moe else 0.0)
+                 + (first[j] if i == 0 else 0.0) + (last[j] if i == len(parts) - 1 else 0.0) for j in (0, 1)]
+        out.append((stage[0], stage[1]))
+    return tuple(out)
+
+
 def repack_bytes_per_gpu(memory: RuntimeMemory, modules: list[ModuleBytes], gpu_architecture: str | None,
                          tensor_parallel: int) -> int:
     """Extra bytes one GPU holds because the runtime's kernels re-lay-out some stored weights at load time
@@ -244,17 +298,22 @@ def kv_bytes_per_token_layer(arch: Architecture, kv: KVFormat, tensor_parallel: 
     return 2 * kv_heads_per_gpu(arch, tensor_parallel) * kv.bytes_per_vector(arch.head_dim)
 
 
-def kv_bytes_per_sequence(arch: Architecture, kv: KVFormat, context: int, tensor_parallel: int = 1) -> int:
+def kv_bytes_per_sequence(arch: Architecture, kv: KVFormat, context: int, tensor_parallel: int = 1,
+                          pipeline_parallel: int = 1) -> int:
     """KV cache plus recurrent state: what one sequence of ``context`` tokens holds on one GPU.
 
     The KV cache sums over the attention layers only (``arch.window_counts``); a sliding layer holds at most its
     window. A hybrid's linear-attention / Mamba layers add :func:`state_bytes_per_sequence`, which does not grow
     with the context and is kept in its own dtype whatever ``kv`` is. Capacity (concurrency, longest context)
-    is computed from this one function, so the state is counted there too.
+    is computed from this one function, so the state is counted there too. With ``pipeline_parallel`` stages a GPU
+    holds its stage's layers only: the largest stage's share (:func:`stage_layer_share`) of the whole.
     """
     per_layer = kv_bytes_per_token_layer(arch, kv, tensor_parallel)
     tokens = sum((context if w is None else min(context, w)) * n for w, n in arch.window_counts)
-    return math.ceil(tokens * per_layer) + state_bytes_per_sequence(arch, tensor_parallel)
+    whole = math.ceil(tokens * per_layer) + state_bytes_per_sequence(arch, tensor_parallel)
+    if pipeline_parallel > 1:
+        return math.ceil(whole * stage_layer_share(arch.num_layers, pipeline_parallel))
+    return whole
 
 
 def state_bytes_per_sequence(arch: Architecture, tensor_parallel: int = 1) -> int:
@@ -447,32 +506,36 @@ def kv_layer_slots(arch: Architecture, grouped: bool) -> int:
 
 
 def kv_pool_tokens(arch: Architecture, kv: KVFormat, budget: int, tensor_parallel: int, block_tokens: int,
-                   grouped: bool = False) -> int:
+                   grouped: bool = False, pipeline_parallel: int = 1) -> int:
     """Tokens the KV pool holds, as the server logs them ("GPU KV cache size", SGLang "#tokens"): whole pages of
     ``block_tokens`` of every attention layer's K and V on one GPU (sliding layers counted as full, as the pool
     is sized; ``grouped``: vLLM's hybrid allocator, :func:`kv_layer_slots`). Recurrent state is not counted."""
     per_token = kv_bytes_per_token_layer(arch, kv, tensor_parallel) * kv_layer_slots(arch, grouped)
+    if pipeline_parallel > 1:  # one stage's layers
+        per_token *= stage_layer_share(arch.num_layers, pipeline_parallel)
     if budget <= 0 or per_token <= 0:
         return 0
     return int(budget // (per_token * block_tokens)) * block_tokens
 
 
-def max_concurrency(arch: Architecture, kv: KVFormat, context: int, budget: int, tensor_parallel: int) -> int:
-    per_seq = kv_bytes_per_sequence(arch, kv, context, tensor_parallel)
+def max_concurrency(arch: Architecture, kv: KVFormat, context: int, budget: int, tensor_parallel: int,
+                    pipeline_parallel: int = 1) -> int:
+    per_seq = kv_bytes_per_sequence(arch, kv, context, tensor_parallel, pipeline_parallel)
     if budget <= 0 or per_seq <= 0:
         return 0
     return budget // per_seq
 
 
 def max_context(
-    arch: Architecture, kv: KVFormat, concurrency: int, budget: int, tensor_parallel: int, limit: int
+    arch: Architecture, kv: KVFormat, concurrency: int, budget: int, tensor_parallel: int, limit: int,
+    pipeline_parallel: int = 1,
 ) -> int:
     """The longest context (<= ``limit``) at which ``concurrency`` sequences fit in ``budget``."""
     if budget <= 0:
         return 0
 
     def fits(c: int) -> bool:
-        return concurrency * kv_bytes_per_sequence(arch, kv, c, tensor_parallel) <= budget
+        return concurrency * kv_bytes_per_sequence(arch, kv, c, tensor_parallel, pipeline_parallel) <= budget
 
     if fits(limit):
         return limit

@@ -11,6 +11,15 @@ plus the runtime's fixed per-step cost and, under tensor parallelism, the all-re
   and every sequence's KV cache; attention FLOPs grow with the context.
 - Continuous batching: a request's prefill and its share of the batch's decode steps interleave, so the
   aggregate output rate is concurrency x output tokens / (concurrency x prefill time + output x step time).
+- Pipeline parallelism over ``pp`` nodes (tensor parallel ``tp`` inside each): every token passes every stage in
+  turn, so a decode step still reads all the weights once per micro-batch - the weight-read time does not shrink
+  with pp. With b sequences the runtime keeps m = min(b, pp) micro-batches in flight, one per stage; the stages
+  work on different micro-batches at once, so a sequence's step is one pass of a micro-batch of b / m sequences
+  through all the layers at tensor parallel tp (its matmuls, KV reads and all-reduces are a 1/m share of the
+  batch's; the all-reduces' fixed latency is not), plus pp - 1 hops between nodes, each the inter-node latency plus
+  the micro-batch's activations over the GPU's inter-node bandwidth. A batch smaller than pp leaves stages idle
+  (the pipeline bubble): one sequence alone gets no speed-up at all and pays the hops. A prompt passes the stages in
+  sequence: its prefill is the single-node prefill at tp plus the hops with the prompt's activations.
 
 :class:`ModelCost` holds what depends only on the model and its weight layout, so the decision search
 computes it once per weight scheme and calls :func:`speed` for every GPU count, runtime, KV format and
@@ -161,11 +170,31 @@ def _matmul_seconds(cost: ModelCost, tokens: float, flops_per_param: float, rate
     return seconds
 
 
+class Pipeline:
+    """Pipeline parallelism across nodes: `stages` (nodes, tensor parallel inside each), what one hop between nodes
+    costs (knowledge/decision.yaml internode-latency-us; internode-gbps-per-gpu unless gpus.yaml gives the GPU's
+    internode_gbps) and how many hidden-size BF16 tensors per token a hop carries (pipeline-activation-tensors)."""
+
+    __slots__ = ("stages", "gbps", "latency_us", "tensors")
+
+    def __init__(self, stages: int, gbps: float, latency_us: float, tensors: float = 2.0):
+        self.stages, self.gbps, self.latency_us, self.tensors = stages, gbps, latency_us, tensors
+
+    def hop_seconds(self, arch: Architecture, tokens: float) -> float:
+        """One hop between stages: the latency plus `tokens` tokens' activations over the GPU's inter-node link."""
+        return self.latency_us * 1e-6 + self.tensors * tokens * arch.hidden_size * 2 / (self.gbps * 1e9)
+
+    def hops_seconds(self, arch: Architecture, tokens: float) -> float:
+        """The pp - 1 hops one pass (a micro-batch of `tokens` tokens) makes through the stages."""
+        return (self.stages - 1) * self.hop_seconds(arch, tokens) if self.stages > 1 else 0.0
+
+
 def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, weight_only: bool,
           prompt_tokens: int, output_tokens: int, concurrency: int, rt: RuntimeSpeed,
           usd_per_gpu_hour: float | None = None, *, explain: bool = False, cache: dict | None = None,
-          chunk_tokens: int | None = None) -> Performance:
-    """One replica of `tp` GPUs serving `concurrency` requests of `prompt_tokens` in, `output_tokens` out.
+          chunk_tokens: int | None = None, pipeline: Pipeline | None = None) -> Performance:
+    """One replica of `tp` GPUs serving `concurrency` requests of `prompt_tokens` in, `output_tokens` out; with
+    `pipeline`, a replica of `pipeline.stages` stages of `tp` GPUs each (module docstring).
 
     `chunk_tokens` is the runtime's prompt tokens per pass on this GPU (default: speed.yaml prefill_chunk_tokens);
     `cache` (optional) keeps prefill passes, which do not depend on the concurrency, between calls for the same
@@ -210,19 +239,32 @@ def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, we
             cache[key] = phase
         return phase
 
-    # prefill: one prompt of P tokens
-    p = prompt_tokens
-    prefill = prefill_pass(p, p)
+    pp = pipeline.stages if pipeline is not None and pipeline.stages > 1 else 1
 
-    # decode: one step for `concurrency` sequences at the average context over the generation
+    def with_hops(phase: Phase, tokens: float) -> Phase:
+        """A pass through every stage: the same pass plus the hops between nodes (pipeline parallelism only)."""
+        hops = pipeline.hops_seconds(arch, tokens)  # type: ignore[union-attr]
+        return construct(Phase, **{**phase.__dict__, "seconds": phase.seconds + hops,
+                                   "comm_seconds": phase.comm_seconds + hops})
+
+    # prefill: one prompt of P tokens (with pipeline stages: through each stage in turn, then the hops)
+    p = prompt_tokens
+    prefill = prefill_pass(p, p) if pp == 1 else with_hops(prefill_pass(p, p), p)
+
+    # decode: one step for `concurrency` sequences at the average context over the generation. With pipeline stages,
+    # a micro-batch of b / m sequences passes all the layers (weights read in full), m = min(b, pp) in flight.
     b = concurrency
+    micro = min(b, pp)
+    mb = b if micro == 1 else b / micro
     context = prompt_tokens + output_tokens / 2
-    decode = _phase(_matmul_seconds(cost, b, per_param, decode_rate, half)
-                    + cost.attention_flops(context, b) / decode_rate,
-                    (cost.weight_bytes_touched(b) + kv_per_token * cost.kv_token_layers(context) * b) / bandwidth,
-                    _allreduce_seconds(arch, gpu, tp, b, rt),
+    decode = _phase(_matmul_seconds(cost, mb, per_param, decode_rate, half)
+                    + cost.attention_flops(context, mb) / decode_rate,
+                    (cost.weight_bytes_touched(mb) + kv_per_token * cost.kv_token_layers(context) * mb) / bandwidth,
+                    _allreduce_seconds(arch, gpu, tp, mb, rt),
                     (rt.step_overhead_ms + rt.step_overhead_per_seq_ms * b) / 1000 + moe_floor
                     + rt.step_overhead_per_layer_us * layers * 1e-6)
+    if pp > 1:
+        decode = with_hops(decode, mb)
 
     # For throughput, prompts are prefilled together in passes of up to the runtime's prefill_chunk_tokens
     # (knowledge/speed.yaml), one weight read per pass, as vLLM's max_num_batched_tokens and TensorRT-LLM's
@@ -231,6 +273,8 @@ def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, we
     per_chunk = max(1, chunk_size // p)
     together = min(per_chunk, b)
     chunk = prefill_pass(p * together, p)
+    if pp > 1:
+        chunk = with_hops(chunk, p * together)
     cycle = b * chunk.seconds / together + output_tokens * decode.seconds
     throughput = b * output_tokens / cycle
     # Time per output token under this load, as serving benchmarks measure it (after the first token): each decode
@@ -239,7 +283,7 @@ def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, we
     tpot = decode.seconds + (b - 1) * chunk.seconds / together / output_tokens
     cost_per_million = None
     if usd_per_gpu_hour:
-        cost_per_million = usd_per_gpu_hour * tp / (throughput * 3600) * 1e6
+        cost_per_million = usd_per_gpu_hour * tp * pp / (throughput * 3600) * 1e6
     assumptions: list[str] = []
     if explain:
         typical = ", typical, not measured" if "matmul_efficiency" in gpu.unverified else ""
@@ -264,7 +308,13 @@ def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, we
           + ([f"tensor parallel over {tp} GPUs: two all-reduces per layer over {link_kind(gpu)} at "
               f"{gpu.interconnect_gbps or 32:g} GB/s x "
               f"{rt.allreduce_pcie_efficiency if link_kind(gpu) == 'pcie' else rt.allreduce_nvlink_efficiency:.0%}"
-              " effective"] if tp > 1 else [])
+              " effective"] if tp > 1 else []) \
+          + ([f"pipeline parallel over {pp} nodes: each token passes every stage, so the weights are read in full "
+              f"per step; {micro} micro-batch(es) of {mb:,.3g} sequence(s) in flight"
+              + (f" ({pp - micro} stage(s) idle: the pipeline bubble)" if micro < pp else "")
+              + f"; {pp - 1} hop(s) between nodes per pass, each {pipeline.latency_us:g} us + "  # type: ignore[union-attr]
+              f"{pipeline.tensors:g} x hidden x 2 bytes per token at {pipeline.gbps:g} GB/s per GPU (no published "  # type: ignore[union-attr]
+              "multi-node measurement backs these figures)"] if pp > 1 else [])
     return construct(
         Performance, ttft_ms=prefill.seconds * 1000,
         tpot_ms=tpot * 1000,
@@ -305,7 +355,16 @@ def band_text(value: float, pct: float | None, unit: str, digits: int = 0) -> st
 def estimate_speed(arch: Architecture, layout: Layout, kv: KVFormat, gpu: GPU, tp: int, activations: str,
                    weight_only: bool, prompt_tokens: int, output_tokens: int, concurrency: int,
                    rt: RuntimeSpeed, usd_per_gpu_hour: float | None = None,
-                   chunk_tokens: int | None = None) -> Performance:
+                   chunk_tokens: int | None = None, pipeline: Pipeline | None = None) -> Performance:
     """:func:`speed` for one configuration, with its assumptions in words (the `estimate --perf` path)."""
     return speed(ModelCost(arch, layout), kv, gpu, tp, activations, weight_only, prompt_tokens, output_tokens,
-                 concurrency, rt, usd_per_gpu_hour, explain=True, chunk_tokens=chunk_tokens)
+                 concurrency, rt, usd_per_gpu_hour, explain=True, chunk_tokens=chunk_tokens, pipeline=pipeline)
+
+
+def pipeline_for(decision: dict, gpu: GPU, stages: int) -> Pipeline | None:
+    """The :class:`Pipeline` of `stages` nodes of this GPU from decision.yaml (and gpus.yaml internode_gbps); None
+    for one stage."""
+    if stages <= 1:
+        return None
+    return Pipeline(stages, gpu.internode_gbps or decision["internode-gbps-per-gpu"].value,
+                    decision["internode-latency-us"].value, decision["pipeline-activation-tensors"].value)

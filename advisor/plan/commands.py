@@ -24,13 +24,26 @@ class Quantization(BaseModel):
     source: list[str] = []
 
 
+HEAD_NODE = "HEAD_NODE_IP"  # what the per-node commands call the first node's address
+
+
+class NodeCommands(BaseModel):
+    """What to run on one node of a multi-node deployment, in order."""
+
+    node: int  # node rank, 0 = the head node
+    role: str  # head | worker | server (an independent server behind a load balancer)
+    commands: list[str]
+
+
 class RuntimeCommands(BaseModel):
     name: str
     version: str
-    serve_command: str
+    serve_command: str  # multi-node: the head node's serve command (node_commands has every node's)
     config_file: str | None = None
     config: str | None = None
     extra_flags: list[str] = []  # added by rules (e.g. --flash-attn on)
+    nodes: int = 1
+    node_commands: list[NodeCommands] = []  # multi-node only: every node's commands
     notes: list[str] = []
     quantization: Quantization
     source: list[str] = []
@@ -162,12 +175,25 @@ def runtime_commands(
     checkpoint: CheckpointUse | None = None,
     utilization: float | None = None,
     arch: Architecture | None = None,
+    pipeline_parallel: int = 1,
+    nodes: int = 1,
 ) -> RuntimeCommands:
     """The serve command for one deployment: `gpus` tensor-parallel GPUs per replica, `replicas` data-parallel
     copies, `concurrency` requests per replica (default: the endpoint's), `checkpoint` what the deployment loads
     (advisor.decide.checkpoint; without it, the model itself or the recipe's output), `utilization` the memory
     fraction the deployment's memory budget assumed (default: the runtime's), `arch` the model's architecture (for
-    the recipe's ignore list)."""
+    the recipe's ignore list). Over `nodes` nodes: with `pipeline_parallel` stages (one per node), the runtime's
+    multi-node commands for every node (knowledge/runtimes.yaml multinode); without, one server per node holding its
+    share of the replicas, behind a load balancer."""
+    if nodes > 1 and pipeline_parallel <= 1 and replicas % nodes == 0:
+        one = runtime_commands(k, model_id, cand, kv, runtime, gpu, gpus, shape, extra_flags, replicas // nodes,
+                               concurrency, checkpoint, utilization, arch)
+        return one.model_copy(update={
+            "nodes": nodes,
+            "node_commands": [NodeCommands(node=i, role="server", commands=[one.serve_command]) for i in range(nodes)],
+            "notes": [*one.notes, f"{nodes} independent servers, one per node, each with {replicas // nodes} "
+                      f"replica(s) of {gpus} GPU(s): run the same command on every node and put a load balancer in "
+                      "front of them"]})
     serve = runtime.serve
     concurrency = concurrency or shape.concurrency
     use = checkpoint
@@ -213,11 +239,17 @@ def runtime_commands(
         "half": sixteen_bit_half and not quant_flag,
     }
     values["quant_flag"] = quant_flag or ""
+    pipelined = pipeline_parallel > 1 and runtime.multinode is not None and runtime.multinode.supported
+    if pipelined:
+        wanted["data_parallel"] = False  # each replica is its own set of processes over every node (notes below)
+        values.update({"pipeline_parallel": pipeline_parallel, "nodes": nodes, "head": HEAD_NODE})
     command = serve.hub_command if use is not None and use.kind == "published" and serve.hub_command else serve.command
     parts = [_fill(command, values)]
     for purpose, template in serve.flags.items():
         if wanted.get(purpose, False):
             parts.append(_fill(template, values))
+    if pipelined:
+        parts += [_fill(template, values) for template in runtime.multinode.flags.values()]  # type: ignore[union-attr]
     parts += [f for f in extra_flags if f not in parts]
     config = (
         _fill(serve.config_template, values)
@@ -225,20 +257,53 @@ def runtime_commands(
         else None
     )
     notes = [serve.notes] if serve.notes else []
-    if replicas > 1 and "data_parallel" not in serve.flags:
+    if replicas > 1 and pipelined:
+        notes.append(f"{replicas} replicas: run {replicas} copies of these commands, each on its own {gpus} GPU(s) of "
+                     "every node (CUDA_VISIBLE_DEVICES) with its own ports, behind a load balancer")
+    elif replicas > 1 and "data_parallel" not in serve.flags:
         notes.append(f"{runtime.name} has no data-parallel flag: run {replicas} copies of this command, each on its "
                      f"own {gpus} GPU(s) (CUDA_VISIBLE_DEVICES), behind a load balancer")
+    serve_command = " ".join(parts)
+    node_commands: list[NodeCommands] = []
+    source = _src(serve.source)
+    if pipelined:
+        mn = runtime.multinode
+        node_commands, serve_command = _pipeline_nodes(mn, serve_command, values, nodes)  # type: ignore[arg-type]
+        notes.append(f"{nodes} nodes of {gpus} GPU(s): tensor parallel {gpus} inside each node, pipeline parallel "
+                     f"{pipeline_parallel} across them (one stage per node); {HEAD_NODE} is the first node's address "
+                     "on the fast (InfiniBand / RoCE) network. " + mn.notes)  # type: ignore[union-attr]
+        source += mn.sources  # type: ignore[union-attr]
     return RuntimeCommands(
         name=runtime.name,
         version=runtime.version,
-        serve_command=" ".join(parts),
+        serve_command=serve_command,
         config_file=serve.config_file if config else None,
         config=config,
         extra_flags=list(extra_flags),
+        nodes=nodes if pipelined else 1,
+        node_commands=node_commands,
         notes=notes,
         quantization=quant,
-        source=_src(serve.source),
+        source=source,
     )
+
+
+def _pipeline_nodes(mn, serve_command: str, values: dict[str, object], nodes: int) -> tuple[list[NodeCommands], str]:
+    """Every node's commands for a pipeline-parallel deployment, and the head node's serve command: the runtime's
+    head commands then the serve command on node 0 (Ray: started once, there), its worker commands on the others,
+    and with serve_on_every_node the serve command on every node with its own rank."""
+    out = []
+    head_serve = _fill(serve_command, {**values, "node_rank": 0})
+    for rank in range(nodes):
+        filled = {**values, "node_rank": rank}
+        if rank == 0:
+            cmds = [_fill(c, filled) for c in mn.head] + [head_serve]
+        else:
+            cmds = [_fill(c, filled) for c in mn.workers]
+            if mn.serve_on_every_node:
+                cmds.append(_fill(serve_command, filled))
+        out.append(NodeCommands(node=rank, role="head" if rank == 0 else "worker", commands=cmds))
+    return out, head_serve
 
 
 def _src(value: str | list[str]) -> list[str]:

@@ -107,7 +107,8 @@ def quality_section(dep: Deployment) -> dict[str, Any]:
 
 
 def _layout(dep: Deployment) -> dict[str, Any]:
-    return {"tensor_parallel": dep.layout.tensor_parallel, "replicas": dep.layout.replicas, "gpus": dep.layout.gpus,
+    return {"tensor_parallel": dep.layout.tensor_parallel, "pipeline_parallel": dep.layout.pipeline_parallel,
+            "replicas": dep.layout.replicas, "gpus": dep.layout.gpus,
             "requests_per_replica": dep.concurrency, "total_requests": dep.total_concurrency}
 
 
@@ -229,7 +230,8 @@ def _validation(k: Knowledge, ids: list[str]) -> list[dict[str, Any]]:
 
 
 def _memory_section(dep: Deployment, shape) -> dict[str, Any]:
-    fit, g, r = dep.memory, dep.layout.tensor_parallel, dep.layout.replicas
+    fit, g, r = dep.memory, dep.layout.gpus_per_replica, dep.layout.replicas
+    pp = dep.layout.pipeline_parallel
     return {
         "weights_gib": _gib(fit.weights_bytes_per_gpu * g),
         "weights_gb_decimal": round(fit.weights_bytes / 1e9, 2),
@@ -245,6 +247,9 @@ def _memory_section(dep: Deployment, shape) -> dict[str, Any]:
         "per": "one replica" if r > 1 else "the deployment",
         "includes": "weights (checkpoint share per GPU), KV cache at the replica's requests x context, runtime "
         "activations, CUDA context and the headroom the runtime's memory-utilization setting leaves unused",
+        **({"pipeline_parallel": pp, "per_gpu_figures": f"a GPU of the largest of the {pp} pipeline stages (its "
+            "layers, the embedding or the LM head); totals are that GPU's figures times the GPUs, an upper bound"}
+           if pp > 1 else {}),
     }
 
 
@@ -319,7 +324,8 @@ def _endpoint(k: Knowledge, result: RecommendResult, er: EndpointResult) -> dict
                              "expected_recovery_pct": round(pick.quality.expected_recovery_pct, 2),
                              "worst_recovery_pct": round(pick.quality.worst_recovery_pct, 2)},
     }
-    out["deployment"] = {"runtime": runtime.id, "runtime_version": runtime.version, **_layout(pick)}
+    out["deployment"] = {"runtime": runtime.id, "runtime_version": runtime.version, **_layout(pick),
+                         "nodes": result.request.nodes, "gpus_per_node": result.request.gpus}
     out["quality"] = quality_section(pick)
     out["memory"] = _memory_section(pick, shape)
     out["performance"] = performance_section(pick.performance, bool(pick.metrics.get("speed_measured")))
@@ -356,7 +362,8 @@ def _endpoint(k: Knowledge, result: RecommendResult, er: EndpointResult) -> dict
         if result.model.native.quantized else result.model.id
     commands = runtime_commands(k, base, cand, kv, runtime, result.gpu, pick.layout.tensor_parallel,
                                 shape, pick.flags, replicas=pick.layout.replicas, concurrency=pick.concurrency,
-                                checkpoint=use, utilization=pick.memory.utilization, arch=result.model.architecture)
+                                checkpoint=use, utilization=pick.memory.utilization, arch=result.model.architecture,
+                                pipeline_parallel=pick.layout.pipeline_parallel, nodes=result.request.nodes)
     longest = pick.memory.max_context
     if runtime.id == "llama.cpp" and longest and longest > shape.context:
         # llama-server allocates -c at start and splits it over the -np slots: say what the endpoint's context
@@ -454,7 +461,9 @@ def render(result: RecommendResult, knowledge: Knowledge | None = None) -> dict[
         "request": request.model_dump(mode="json"),
         "model": _model_section(result),
         "hardware": {"gpu": result.gpu.id, "name": result.gpu.name, "gpus": request.gpus,
-                     "capacity_gib_per_gpu": result.gpu.memory_gib},
+                     "capacity_gib_per_gpu": result.gpu.memory_gib,
+                     **({"nodes": request.nodes, "gpus_total": request.gpus * request.nodes} if request.nodes > 1
+                        else {})},
         "fits": all(e["fits"] for e in endpoints),
         "policy": {
             "fallback": "keep each endpoint's fallback configured and deployable: " + (

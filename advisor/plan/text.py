@@ -14,8 +14,9 @@ def _money(perf: dict[str, Any] | None) -> str:
 
 
 def _layout(layout: dict[str, Any]) -> str:
-    tp, r = layout["tensor_parallel"], layout["replicas"]
-    return (f"TP{tp}" if r == 1 else f"{r}xTP{tp}") + f" @{layout['requests_per_replica']}"
+    tp, r, pp = layout["tensor_parallel"], layout["replicas"], layout.get("pipeline_parallel", 1)
+    one = f"TP{tp}" + (f"xPP{pp}" if pp > 1 else "")
+    return (one if r == 1 else f"{r}x{one}") + f" @{layout['requests_per_replica']}"
 
 
 def _row(item: dict[str, Any]) -> str:
@@ -28,7 +29,8 @@ def _row(item: dict[str, Any]) -> str:
 
 def render_text(document: dict[str, Any]) -> str:
     hw = document["hardware"]
-    lines = [f"{document['model']['name']} on {hw['gpus']} x {hw['name']}"]
+    nodes = f" per node x {hw['nodes']} nodes" if hw.get("nodes", 1) > 1 else ""
+    lines = [f"{document['model']['name']} on {hw['gpus']} x {hw['name']}{nodes}"]
     for e in document["endpoints"]:
         shape = e["shape"]
         up_to = "up to " if shape["concurrency_mode"] == "ceiling" else ""
@@ -41,7 +43,9 @@ def render_text(document: dict[str, Any]) -> str:
             lines += [f"  x {r['notation']}: {r['reasons'][0]}" for r in e["rejected"][:6]]
             continue
         w, kv, m, d = rec["weights"], rec["kv_cache"], e["memory"], e["deployment"]
-        layout = f"{d['replicas']} x TP{d['tensor_parallel']}" if d["replicas"] > 1 else f"TP{d['tensor_parallel']}"
+        one = f"TP{d['tensor_parallel']}" + (f" x PP{d['pipeline_parallel']} ({d['pipeline_parallel']} nodes)"
+                                             if d.get("pipeline_parallel", 1) > 1 else "")
+        layout = f"{d['replicas']} x {one}" if d["replicas"] > 1 else one
         lines.append(f"  pick      {rec['notation']} (scenario {rec['scenario']}) on {e['runtime']['name']} "
                      f"{d['runtime_version']}, {layout}, {d['requests_per_replica']} requests per replica: weights "
                      f"{w['scheme']} via {w['method']}, {w['bits_per_weight']} bits/weight overall; KV {kv['kv_format']}")
@@ -101,10 +105,12 @@ def render_text(document: dict[str, Any]) -> str:
         lines.append("  validate  " + "; ".join(v["check"] for v in e["validation"]))
         rt = e["runtime"]
         lines.append(f"  serve     ({rt['name']} {rt['version']}) {rt['serve_command']}")
+        for node in rt.get("node_commands", []):
+            lines.append(f"  node {node['node']:<4} ({node['role']}) " + " && ".join(node["commands"]))
         if rt.get("config"):
             lines.append(f"            {rt['config_file']}: " + rt["config"].strip().replace("\n", "; "))
         for note in rt.get("notes", []):
-            if "data-parallel" in note:
+            if "data-parallel" in note or "nodes of" in note or "independent servers" in note:
                 lines.append(f"            {note}")
         qz = rt["quantization"]
         lines.append(f"  quantize  {qz['note']}" + (f" [{qz['tool']} {qz['tool_version']}]" if qz.get("tool") else ""))
