@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from advisor import safeyaml
 from advisor.decide.gpu_picker import GPUOption, pick_gpus
 from advisor.errors import MAX_MESSAGE, AdvisorInputError, shown
 from advisor.intake.catalog import lookup
@@ -25,8 +26,11 @@ from advisor.physics.estimate import Estimate, EstimateRequest, estimate
 from advisor.physics.memory import GB, GIB
 from advisor.physics.performance import band_text
 from advisor.plan import document as plan_module
+from advisor.plan.bundle import bundle
 from advisor.plan.document import MAX_PLAN_BYTES
 from advisor.plan.text import render_text
+from advisor.plan.validation import validate_script
+from advisor.plan.verify import collect_results, read_results, verdict_text, verify
 
 LISTS = {
     "models": "models",
@@ -51,7 +55,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> Parser:
     parser = Parser(prog="python -m advisor", description="Precision Advisor: LLM serving precision and memory.")
-    sub = parser.add_subparsers(dest="command", metavar="{estimate,recommend,plan,gpus,list}", parser_class=Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{estimate,recommend,plan,gpus,bundle,verify,list}", parser_class=Parser)
     sub.required = True
 
     est = sub.add_parser("estimate", help="memory for a model, weight scheme, KV format and GPUs")
@@ -109,6 +113,21 @@ def build_parser() -> Parser:
     pln = sub.add_parser("plan", help="the full plan for a request or plan YAML file (several endpoints)")
     pln.add_argument("file", help="a request or plan YAML file ('-' for standard input)")
     _add_plan_format(pln)
+
+    bnd = sub.add_parser("bundle", help="the plan as a zip: plan.yaml, validate.sh, Docker and Kubernetes files per "
+                         "endpoint, a README")
+    bnd.add_argument("file", help="a request or plan YAML file ('-' for standard input); the plan is made anew from "
+                     "its request")
+    bnd.add_argument("--output", "-o", required=True, metavar="ZIP", help="where to write the zip")
+
+    ver = sub.add_parser("verify", help="validation results (lm-eval, guidellm, vllm bench JSON) against a plan: "
+                         "pass / fail per check and the next step")
+    ver.add_argument("plan", help="the plan YAML the results were measured for (plan.yaml from the bundle, or a "
+                     "plan verify wrote before)")
+    ver.add_argument("results", nargs="+", help="result files, or folders searched for them (results/)")
+    ver.add_argument("--output", "-o", metavar="YAML", help="write the plan with the measured results, the "
+                     "decision and drift (schema 3) here")
+    ver.add_argument("--format", choices=["text", "yaml", "json"], default="text", help="output format")
 
     lst = sub.add_parser("list", help="print the ids of a knowledge table")
     lst.add_argument("table", choices=list(LISTS), help="which table")
@@ -321,6 +340,42 @@ def _read_plan_file(path: str) -> tuple[str, str]:
         raise AdvisorInputError(where, "not a text file (UTF-8)") from None
 
 
+def _verify(args: argparse.Namespace) -> int:
+    """`verify PLAN RESULTS...`: the plan as it was exported (its numbers are what the results are judged against;
+    a bare request is planned first), every result file read with a bound, the verdict printed."""
+    text, where = _read_plan_file(args.plan)
+    document = safeyaml.load(text)
+    if not (isinstance(document, dict) and isinstance(document.get("endpoints"), list)
+            and isinstance(document.get("request"), dict)):
+        document = plan_module.build(plan_module.load(text, where=where))
+    else:
+        plan_module.load(text, where=where)  # the request inside is checked like any plan's
+    results = []
+    for item in args.results:
+        path = Path(item)
+        results += collect_results(path) if path.is_dir() else read_results([path])
+    if not results:
+        raise AdvisorInputError("RESULTS", "no result files found (lm-eval results_*.json, guidellm or vllm bench "
+                                "JSON)")
+    out = verify(document, results)
+    if args.format == "json":
+        print(json.dumps({k: v for k, v in out.items() if k != "plan"}, indent=2, allow_nan=False, default=str))
+    elif args.format == "yaml":
+        print(plan_module.dump({k: v for k, v in out.items() if k != "plan"}).rstrip())
+    else:
+        print(verdict_text(out))
+    if args.output:
+        _write_output(args.output, plan_module.dump(out["plan"]).encode("utf-8"))
+    return 0
+
+
+def _write_output(path: str, data: bytes) -> None:
+    try:
+        Path(path).write_bytes(data)
+    except OSError as exc:
+        raise AdvisorInputError("--output", f"cannot write {shown(path)}: {exc.strerror or exc}") from None
+
+
 def _print_plan(document: dict, fmt: str) -> None:
     if fmt == "json":
         print(json.dumps(document, indent=2, allow_nan=False))
@@ -387,6 +442,17 @@ def _main(argv: Sequence[str] | None = None) -> int:
             text, where = _read_plan_file(args.file)
             _print_plan(plan_module.build(plan_module.load(text, where=where)), args.format)
             return 0
+        if args.command == "bundle":
+            text, where = _read_plan_file(args.file)
+            document = plan_module.build(plan_module.load(text, where=where))
+            data = bundle(document, validate_script(document))
+            _write_output(args.output, data)
+            print(f"wrote {shown(args.output, 120, quote=False)} ({len(data):,} bytes): plan.yaml, validate.sh, "
+                  "README.md and manifests/ per endpoint; run validate.sh, then: python -m advisor verify plan.yaml "
+                  "results/")
+            return 0
+        if args.command == "verify":
+            return _verify(args)
         request = _request(args)
         result = estimate(request)
         print(render(result, args.format))

@@ -29,7 +29,7 @@ from advisor.physics import memory
 from advisor.plan.commands import CALIBRATION_SAMPLES, CALIBRATION_SEQ_LEN, runtime_commands
 
 SCHEMA_VERSION = 2
-READS = (1, 2)  # schema versions load() accepts
+READS = (1, 2, 3)  # schema versions load() accepts (3: a plan with measured results, advisor.plan.verify)
 MAX_PLAN_BYTES = 1_000_000
 GIB = memory.GIB
 

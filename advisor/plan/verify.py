@@ -690,3 +690,39 @@ def verify(plan: dict[str, Any], results: list[tuple[str, bytes]], knowledge: Kn
                    "served_model_name": r.served_name} for r in parsed],
         "plan": new_plan,
     }
+
+
+def _value(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:,.4g}"
+    return "-" if v is None else str(v)
+
+
+def verdict_text(out: dict[str, Any]) -> str:
+    """:func:`verify`'s answer as plain text for the CLI: per endpoint the decision, each step's status, every
+    check (value, baseline, threshold, pass / fail / missing), drift, and what no tool checks automatically."""
+    lines: list[str] = []
+    for ep in out.get("endpoints", []):
+        name = shown(ep.get("endpoint"), 60, quote=False)
+        if ep.get("skipped"):
+            lines += [f"endpoint {name}: not verified ({V.one_line(ep['skipped'])})", ""]
+            continue
+        d = ep.get("decision") or {}
+        lines.append(f"endpoint {name}: {d.get('action', '?')}"
+                     + (f" ({d['step']})" if d.get("step") else "") + f" - {V.one_line(d.get('why', ''))}")
+        lines.append("  steps: " + ", ".join(f"{k} {v}" for k, v in (ep.get("steps") or {}).items()))
+        for c in ep.get("checks", []):
+            metric = c.get("task") or c.get("probe") or c.get("check")
+            base = f", baseline {_value(c.get('baseline'))}" if c.get("baseline") is not None else ""
+            lines.append(f"  [{c.get('status', '?'):>7}] {c.get('step')}: {c.get('check')} {metric} "
+                         f"{c.get('metric', '')} = {_value(c.get('value'))}{base}; {V.one_line(c.get('threshold', ''))}")
+        for row in ep.get("drift", []):
+            if row.get("drifted"):
+                change = f" ({row['change']:+.4g}, limit {row['limit']:g})" if "change" in row else ""
+                lines.append(f"  drift: {row.get('step')} {V.one_line(row.get('metric'), 80)} "
+                             f"{_value(row.get('before'))} -> {_value(row.get('after'))}{change}")
+        if ep.get("not_automated"):
+            lines.append("  not checked automatically: " + ", ".join(
+                V.one_line(x.get("id") if isinstance(x, dict) else x, 80) for x in ep["not_automated"]))
+        lines.append("")
+    return "\n".join(lines).rstrip()
