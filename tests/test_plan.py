@@ -190,3 +190,17 @@ def test_context_beyond_the_model_limit_is_refused():
             ),
             K,
         )
+
+
+def test_llama_cpp_serves_16_bit_weights_from_a_converted_gguf_file():
+    """llama-server -m takes a local GGUF file: a 16-bit pick on llama.cpp converts the checkpoint first (no
+    quantization) and serves that file, never the Hub id."""
+    doc = plan.build(Request(model="meta-llama/Llama-3.1-8B-Instruct", gpu="mi300x", gpus=2, runtime="llama.cpp",
+                             priority="cost", endpoints=[Endpoint(workload="interactive-chat", concurrency=256)]), K)
+    ep = doc["endpoints"][0]
+    assert ep["recommendation"]["candidate"] == "bf16"
+    rt = ep["runtime"]
+    assert "-m ./Llama-3.1-8B-Instruct-bf16.gguf" in rt["serve_command"]
+    assert "-m meta-llama/" not in rt["serve_command"]
+    assert rt["quantization"]["recipe"].startswith("python convert_hf_to_gguf.py")
+    assert "--outtype bf16 --outfile ./Llama-3.1-8B-Instruct-bf16.gguf" in rt["quantization"]["recipe"]

@@ -12,6 +12,11 @@ def _short(model_id: str) -> str:
     return model_id.rstrip("/").rsplit("/", 1)[-1].removesuffix(".json") or "model"
 
 
+def gguf_outtype(cand: Candidate) -> str:
+    """llama.cpp convert_hf_to_gguf.py's --outtype for an unquantized candidate: bf16, f16 or f32."""
+    return {"fp16": "f16", "fp32": "f32"}.get(cand.id, "bf16")
+
+
 def checkpoint_use(ctx: EndpointContext, cand: Candidate, runtime: Runtime) -> CheckpointUse:
     """What the serve command loads for `cand` on `runtime`, and why (see :class:`CheckpointUse`)."""
     model = ctx.model
@@ -21,6 +26,11 @@ def checkpoint_use(ctx: EndpointContext, cand: Candidate, runtime: Runtime) -> C
     support = cand.runtimes.get(runtime.id)
     if cand.weights == "native":
         return CheckpointUse(kind="as-published", load=own, note="the checkpoint as published; no quantization step")
+    if cand.tier >= 16 and support and support.how == "gguf":  # llama.cpp loads GGUF files only
+        outtype = gguf_outtype(cand)
+        return CheckpointUse(kind="recipe", load=f"./{_short(base)}-{outtype}.gguf",
+                             note=f"llama.cpp loads GGUF files only: convert {base} to a {outtype.upper()} GGUF "
+                             "(no quantization)")
     if cand.tier >= 16:
         if base != own:
             return CheckpointUse(kind="base-model", load=base, note=f"the 16-bit model {own} was quantized from")

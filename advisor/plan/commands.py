@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from advisor.decide.checkpoint import gguf_outtype
 from advisor.decide.result import CheckpointUse
 from advisor.intake.request import Shape
 from advisor.knowledge.schema import GPU, Candidate, Knowledge, KVFormat, Recipe, Runtime
@@ -64,11 +65,14 @@ def _short(model_id: str) -> str:
 def checkpoint_for(model_id: str, cand: Candidate, runtime: Runtime) -> str:
     """What the serve command loads: the model itself, or the quantized output of the recipe."""
     support = cand.runtimes.get(runtime.id)
-    if cand.tier >= 16 or cand.weights == "native" or (support and support.how == "online"):
+    if cand.weights == "native" or (support and support.how == "online"):
         return model_id
-    if support and support.how == "gguf":
-        return f"./{_short(model_id)}-{support.quantization_flag}.gguf"
+    if support and support.how == "gguf":  # llama.cpp loads GGUF files only: 16-bit weights are converted too
+        return f"./{_short(model_id)}-{support.quantization_flag or gguf_outtype(cand)}.gguf"
+    if cand.tier >= 16:
+        return model_id
     return f"./{_short(model_id)}-{cand.id}"
+
 
 
 # The MoE router of each family as llm-compressor's regex ignore entries name it: the router is a small Linear the
@@ -117,6 +121,15 @@ def quantization_for(
     """How the candidate's checkpoint is made: the recipe with its placeholders filled, `{ignore}` from
     :func:`ignore_list` (the model's router and vision tower stay 16-bit)."""
     support = cand.runtimes.get(runtime.id)
+    if cand.tier >= 16 and support and support.how == "gguf" and cand.weights != "native":
+        outtype = gguf_outtype(cand)
+        return Quantization(
+            needed=False, tool="llama.cpp convert_hf_to_gguf.py", tool_version="master 2026", language="bash",
+            note=f"Unquantized, but llama.cpp loads GGUF files only: convert the published checkpoint to a "
+            f"{outtype.upper()} GGUF (no quantization), then serve that file.",
+            recipe=f"python convert_hf_to_gguf.py <path to {model_id}> --outtype {outtype} "
+            f"--outfile {checkpoint_for(model_id, cand, runtime)}",
+            source=["ggml-org/llama.cpp convert_hf_to_gguf.py (--outtype f32, f16, bf16, q8_0)"])
     if cand.tier >= 16:
         return Quantization(needed=False, note="Unquantized: serve the published checkpoint.")
     if cand.weights == "native":
