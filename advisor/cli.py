@@ -30,7 +30,7 @@ from advisor.plan.bundle import bundle
 from advisor.plan.document import MAX_PLAN_BYTES
 from advisor.plan.text import render_text
 from advisor.plan.validation import validate_script
-from advisor.plan.verify import collect_results, read_results, verdict_text, verify
+from advisor.plan.verify import carry_validation, collect_results, read_results, verdict_text, verify
 
 LISTS = {
     "models": "models",
@@ -440,7 +440,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "plan":
             text, where = _read_plan_file(args.file)
-            _print_plan(plan_module.build(plan_module.load(text, where=where)), args.format)
+            document = plan_module.build(plan_module.load(text, where=where))
+            # a plan verify wrote: its measured results come along, marked stale if they no longer apply
+            _print_plan(carry_validation(safeyaml.load(text), document), args.format)
             return 0
         if args.command == "bundle":
             text, where = _read_plan_file(args.file)

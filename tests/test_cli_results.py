@@ -79,3 +79,26 @@ def test_bad_result_files_get_one_line_and_exit_2(capsys, tmp_path):
     assert status == 2 and "cannot be read" in err
     status, _, err = run(capsys, "bundle", FIX / "plan.yaml", "-o", tmp_path / "no" / "such" / "dir.zip")
     assert status == 2 and err.startswith("error: --output")
+
+
+def test_planning_a_verified_plan_again_keeps_its_results_and_says_when_they_are_stale(capsys, tmp_path):
+    measured = tmp_path / "measured.yaml"
+    assert run(capsys, "verify", FIX / "plan.yaml", FIX / "run1", "-o", measured)[0] == 0
+    status, out, err = run(capsys, "plan", measured, "--format", "yaml")
+    assert status == 0, err
+    again = yaml.safe_load(out)
+    ep = again["endpoints"][0]
+    assert again["schema_version"] == 3 and ep["measured"]["steps"]["pick"]["status"] == "pass"
+    assert ep["validation_status"]["status"] == "current"
+    assert isinstance(ep["validation"], list)  # the plan's own checks stay
+    # the results were measured on another runtime release: a retest trigger
+    older = tmp_path / "older.yaml"
+    text = measured.read_text()
+    version = yaml.safe_load(text)["endpoints"][0]["measured"]["validated_on"]["runtime_version"]
+    older.write_text(text.replace(f"runtime_version: {version}", "runtime_version: 0.0.1"))
+    status, out, err = run(capsys, "plan", older, "--format", "text")
+    assert status == 0, err
+    assert f"validated stale: last decision keep (pick); runtime version was 0.0.1, now {version}" in out
+    # a plain plan (no measured results) is unchanged: schema 2, no validation_status
+    status, out, _ = run(capsys, "plan", FIX / "plan.yaml", "--format", "yaml")
+    assert yaml.safe_load(out)["schema_version"] == 2 and "validation_status" not in out

@@ -38,6 +38,11 @@ def render_text(document: dict[str, Any]) -> str:
                   f"{shape['context']:,} tokens ({shape['prompt_tokens']:,} in / {shape['output_tokens']:,} out), "
                   f"concurrency as a {shape['concurrency_mode']}"]
         lines.append(f"  {e['summary']}")
+        status = e.get("validation_status")
+        if isinstance(status, dict):  # a plan verify wrote, planned again (advisor.plan.verify.carry_validation)
+            decision = e.get("decision") or {}
+            lines.append(f"  validated {status.get('status')}: last decision {decision.get('action', '?')} "
+                         f"({decision.get('step', '-')}); " + "; ".join(map(str, status.get("why", []))))
         rec = e.get("recommendation")
         if rec is None:
             lines += [f"  x {r['notation']}: {r['reasons'][0]}" for r in e["rejected"][:6]]

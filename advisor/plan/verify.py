@@ -726,3 +726,41 @@ def verdict_text(out: dict[str, Any]) -> str:
                 V.one_line(x.get("id") if isinstance(x, dict) else x, 80) for x in ep["not_automated"]))
         lines.append("")
     return "\n".join(lines).rstrip()
+
+
+def carry_validation(previous: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
+    """A plan made anew (``plan``) from a plan that holds measured results (``previous``, schema 3): each endpoint's
+    ``measured``, ``decision`` and ``drift`` carried over by endpoint name, and a ``validation_status`` saying
+    whether those results still describe what the new plan serves. They go stale (a retest trigger, seeds 000
+    and 004) when the pinned runtime version, the runtime, the model or the picked configuration changed since
+    they were measured. Returns ``plan`` itself when ``previous`` holds no measured results; otherwise a copy at
+    schema 3."""
+    old = {e.get("name"): e for e in previous.get("endpoints", []) if isinstance(e, dict)} \
+        if isinstance(previous, dict) and isinstance(previous.get("endpoints"), list) else {}
+    if not any(isinstance(e.get("measured"), dict) for e in old.values()):
+        return plan
+    out = copy.deepcopy(plan)
+    out["schema_version"] = SCHEMA_VERSION
+    model = _d(out.get("model")).get("id")
+    for ep in out.get("endpoints", []):
+        before = old.get(ep.get("name"))
+        measured = _d(before.get("measured")) if before else {}
+        if not measured:
+            continue
+        ep["measured"], ep["decision"], ep["drift"] = measured, before.get("decision"), before.get("drift", [])
+        on = _d(measured.get("validated_on"))
+        pick = _d(_d(measured.get("steps")).get("pick"))
+        now = {"runtime": _d(ep.get("deployment")).get("runtime"),
+               "runtime_version": _d(ep.get("deployment")).get("runtime_version"), "model": model,
+               "pick": _d(ep.get("recommendation")).get("notation")}
+        then = {"runtime": on.get("runtime"), "runtime_version": on.get("runtime_version"), "model": on.get("model"),
+                "pick": pick.get("notation")}
+        why = [f"{key.replace('_', ' ')} was {V.one_line(then[key], 80)}, now {V.one_line(now[key], 80)}"
+               for key in now if then[key] is not None and now[key] is not None and then[key] != now[key]]
+        ep["validation_status"] = {
+            "status": "stale" if why else "current",
+            "why": why or ["the runtime, its pinned version, the model and the pick are those the results were "
+                           "measured on"],
+            "retest": "re-run validate.sh for this endpoint and verify again" if why else None,
+        }
+    return out
