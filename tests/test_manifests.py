@@ -325,11 +325,49 @@ def test_unknown_endpoint_name_is_refused():
         m.kubernetes_manifests(plan_of(model=SMALL, gpu="l4"), "nope")
 
 
-def test_multi_node_endpoints_are_refused():
-    plan = plan_of(model=SMALL, gpu="l4")
+def test_multi_node_endpoints_other_than_vllm_are_refused():
+    plan = plan_of(model=SMALL, gpu="l4", runtime="sglang")
     plan["endpoints"][0]["deployment"]["pipeline_parallel"] = 2
     with pytest.raises(AdvisorInputError, match="several nodes"):
         m.kubernetes_manifests(plan, plan["endpoints"][0])
+
+
+def _pod_of(template: dict) -> dict:
+    """A LeaderWorkerSet's pod template as a Pod, so the Kubernetes schema checks it (the LWS CRD's own schema is
+    not in kubernetes-validate)."""
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": template["metadata"]["labels"]},
+            "spec": template["spec"]}
+
+
+def test_llama_405b_on_two_nodes_is_a_leader_worker_set():
+    """vLLM over 2 x 8 H100 (tensor parallel 8 x pipeline parallel 2): a LeaderWorkerSet whose leader runs Ray's
+    head and the server and whose worker joins it (vLLM docs/deployment/frameworks/lws.md); each pod 8 GPUs."""
+    plan = plan_of(model="meta-llama/Llama-3.1-405B-Instruct", gpu="h100-sxm", gpus=8, nodes=2, priority="quality")
+    ep = plan["endpoints"][0]
+    assert ep["deployment"]["pipeline_parallel"] == 2 and ep["deployment"]["runtime"] == "vllm"
+    docs = m.kubernetes_manifests(plan, ep)
+    lws, service = docs
+    assert (lws["apiVersion"], lws["kind"]) == ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet")
+    group = lws["spec"]["leaderWorkerTemplate"]
+    assert group["size"] == 2 and group["restartPolicy"] == "RecreateGroupOnPodRestart"
+    leader = group["leaderTemplate"]["spec"]["containers"][0]
+    worker = group["workerTemplate"]["spec"]["containers"][0]
+    for container in (leader, worker):
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == "8"
+    line = leader["command"][2]
+    assert line.startswith("bash /vllm-workspace/examples/online_serving/multi-node-serving.sh leader "
+                           "--ray_cluster_size=$(LWS_GROUP_SIZE); exec vllm serve meta-llama/Llama-3.1-405B-Instruct")
+    assert "--tensor-parallel-size 8" in line and "--pipeline-parallel-size 2" in line
+    assert "--distributed-executor-backend ray" in line
+    assert worker["command"][2].endswith("worker --ray_address=$(LWS_LEADER_ADDRESS)")
+    assert "readinessProbe" in leader and "readinessProbe" not in worker
+    assert service["spec"]["selector"]["role"] == "leader"
+    validate_all([service, _pod_of(group["leaderTemplate"]), _pod_of(group["workerTemplate"])])
+    text = m.dump_manifests(docs, m.header(plan, ep))
+    assert list(yaml.safe_load_all(text)) == docs
+    assert "exit 1" in m.docker_script(plan, ep)
+    with zipfile.ZipFile(io.BytesIO(bundle_module.bundle(plan))) as z:
+        assert "LeaderWorkerSet" in z.read(f"manifests/{m.resource_name(ep['name'])}/kubernetes.yaml").decode()
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [

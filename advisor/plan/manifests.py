@@ -261,6 +261,7 @@ class Spec:
     notation: str
     gpu: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    pipeline_parallel: int = 1  # pods per replica (one per node), a LeaderWorkerSet group when above 1
 
     @property
     def gpu_resource(self) -> str:
@@ -363,11 +364,10 @@ def unsupported_reason(endpoint: Mapping[str, Any]) -> str | None:
     runtime_id = deployment.get("runtime")
     if isinstance(runtime_id, str) and runtime_id in NOT_CONTAINERIZED:
         return f"no container manifests for {runtime_id}: {NOT_CONTAINERIZED[runtime_id]}"
-    for key in ("nodes", "pipeline_parallel"):
-        value = deployment.get(key, 1)
-        if value not in (None, 1):
-            return (f"it spans several nodes ({key} {shown(value)}): one Deployment of single-node pods cannot run "
-                    "it; use the plan's multi-node commands (or a LeaderWorkerSet)")
+    stages = deployment.get("pipeline_parallel", 1)
+    if stages not in (None, 1) and runtime_id not in LWS_RUNTIMES:
+        return (f"it spans several nodes (pipeline_parallel {shown(stages)}) on {shown(runtime_id)}: only vLLM's "
+                "Ray cluster is written as a LeaderWorkerSet here; use the plan's node_commands on each node")
     return None
 
 
@@ -392,10 +392,11 @@ def deployment_spec(plan: Mapping[str, Any], endpoint: Mapping[str, Any] | str) 
     c = CONTAINERS[runtime_id]
     tp = _count(deployment.get("tensor_parallel"), f"{where} deployment.tensor_parallel")
     replicas = _count(deployment.get("replicas"), f"{where} deployment.replicas")
-    gpus = deployment.get("gpus", tp * replicas)
-    if gpus != tp * replicas:
-        raise AdvisorInputError(f"{where} deployment.gpus", f"{shown(gpus)} is not tensor_parallel x replicas "
-                                f"({tp} x {replicas})")
+    stages = _count(deployment.get("pipeline_parallel", 1), f"{where} deployment.pipeline_parallel")
+    gpus = deployment.get("gpus", tp * stages * replicas)
+    if gpus != tp * stages * replicas:
+        raise AdvisorInputError(f"{where} deployment.gpus", f"{shown(gpus)} is not tensor_parallel x "
+                                f"pipeline_parallel x replicas ({tp} x {stages} x {replicas})")
     version = _text(deployment.get("runtime_version"), f"{where} deployment.runtime_version", 200)
     command = _text(runtime.get("serve_command"), f"{where} runtime.serve_command", MAX_COMMAND)
     try:
@@ -449,7 +450,7 @@ def deployment_spec(plan: Mapping[str, Any], endpoint: Mapping[str, Any] | str) 
         pinned=pinned, amd=amd, tensor_parallel=tp, replicas=replicas,
         gpus=gpus, args=tuple(args), data_parallel=data_parallel, config_file=config_file, config=config,
         needs_checkpoint=needs_checkpoint, model=str(model.get("id", "")), notation=str(recommendation.get(
-            "notation", "")), gpu=gpu_id, notes=tuple(notes[:12]),
+            "notation", "")), gpu=gpu_id, notes=tuple(notes[:12]), pipeline_parallel=stages,
     )
 
 
@@ -507,6 +508,16 @@ def docker_script(plan: Mapping[str, Any], endpoint: Mapping[str, Any] | str) ->
     own directory and the plan's notes as comments."""
     spec = deployment_spec(plan, endpoint)
     c = spec.container
+    if spec.pipeline_parallel > 1:
+        return "\n".join([
+            "#!/usr/bin/env bash",
+            f"# {spec.name}: {c.name} {one_line(spec.version, 80)}, tensor parallel {spec.tensor_parallel} x pipeline "
+            f"parallel {spec.pipeline_parallel}: one pod per node, so not one docker run.",
+            "# Deploy kubernetes.yaml (a LeaderWorkerSet), or start the plan's runtime.node_commands on each node in "
+            f"the {c.name} image {spec.image}.",
+            "echo 'multi-node: use kubernetes.yaml (LeaderWorkerSet) or the plan'\''s node_commands' >&2",
+            "exit 1",
+        ]) + "\n"
     lines = [
         "#!/usr/bin/env bash",
         f"# {spec.name}: {c.name} {one_line(spec.version, 80)} on {spec.gpus} GPU(s) "
@@ -609,6 +620,8 @@ def kubernetes_manifests(
         mounts.append({"name": "runtime-config", "mountPath": f"{MODELS_DIR}/{spec.config_file}",
                        "subPath": spec.config_file, "readOnly": True})
         volumes.append({"name": "runtime-config", "configMap": {"name": config_map}})
+    if spec.pipeline_parallel > 1:
+        return docs + _leader_worker_set(spec, args, labels, selector, annotations, env, mounts, volumes)
     container = {
         "name": "server",
         "image": spec.image,
@@ -653,6 +666,68 @@ def kubernetes_manifests(
     return docs
 
 
+LWS_RUNTIMES = ("vllm",)
+# vLLM's image carries the script its LeaderWorkerSet example runs: the leader starts Ray's head and waits for the
+# group's workers, each worker joins the leader's address (vllm-project/vllm docs/deployment/frameworks/lws.md,
+# examples/online_serving/multi-node-serving.sh).
+LWS_SCRIPT = "bash /vllm-workspace/examples/online_serving/multi-node-serving.sh"
+LWS_SOURCE = ("vllm-project/vllm docs/deployment/frameworks/lws.md (LeaderWorkerSet leaderworkerset.x-k8s.io/v1, "
+              "multi-node-serving.sh leader/worker)")
+
+
+def _leader_worker_set(spec: Spec, args: Sequence[str], labels: dict, selector: dict, annotations: dict,
+                       env: list, mounts: list, volumes: list) -> list[dict[str, Any]]:
+    """A LeaderWorkerSet (sigs.k8s.io/lws; its CRD must be installed): per replica a group of pipeline_parallel
+    pods, one per node with tensor_parallel GPUs each; the leader runs Ray's head and the server, the workers join
+    it. A Service sends requests to the leaders."""
+    c = spec.container
+    serve = " ".join(_k8s_literal(shlex.quote(w)) for w in ("vllm", "serve", *args))
+    pod_labels = {**labels}
+    resources = {"limits": {spec.gpu_resource: str(spec.tensor_parallel)}}
+    common = {"image": spec.image, "imagePullPolicy": "IfNotPresent", "workingDir": MODELS_DIR, "env": env,
+              "resources": resources, "volumeMounts": mounts}
+    leader = {
+        "name": "server", **common,
+        # $(LWS_GROUP_SIZE) is the one variable Kubernetes expands here (LWS sets it); the plan's words are literal
+        "command": ["sh", "-c", f"{LWS_SCRIPT} leader --ray_cluster_size=$(LWS_GROUP_SIZE); exec {serve}"],
+        "ports": [{"name": "http", "containerPort": c.port, "protocol": "TCP"}],
+        "startupProbe": _probe(c, STARTUP_PERIOD_S, 5, STARTUP_FAILURES),
+        "readinessProbe": _probe(c, 10, 5, 3),
+        "livenessProbe": _probe(c, 30, 10, 5),
+    }
+    worker = {"name": "worker", **common,
+              "command": ["sh", "-c", f"{LWS_SCRIPT} worker --ray_address=$(LWS_LEADER_ADDRESS)"]}
+    pod = {"terminationGracePeriodSeconds": 60,
+           "tolerations": [{"key": spec.gpu_resource, "operator": "Exists", "effect": "NoSchedule"}],
+           "volumes": volumes}
+    lws = {
+        "apiVersion": "leaderworkerset.x-k8s.io/v1",
+        "kind": "LeaderWorkerSet",
+        "metadata": {"name": spec.name, "labels": labels, "annotations": {
+            **annotations, f"{MANAGER}/layout": f"{spec.replicas} group(s) x {spec.pipeline_parallel} pods (nodes) x "
+            f"{spec.tensor_parallel} GPU(s)", f"{MANAGER}/source": LWS_SOURCE}},
+        "spec": {
+            "replicas": spec.replicas,
+            "leaderWorkerTemplate": {
+                "size": spec.pipeline_parallel,
+                "restartPolicy": "RecreateGroupOnPodRestart",
+                "leaderTemplate": {"metadata": {"labels": {**pod_labels, "role": "leader"}},
+                                   "spec": {**pod, "containers": [leader]}},
+                "workerTemplate": {"metadata": {"labels": {**pod_labels, "role": "worker"}},
+                                   "spec": {**pod, "containers": [worker]}},
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": spec.name, "labels": labels},
+        "spec": {"type": "ClusterIP", "selector": {**selector, "role": "leader"},
+                 "ports": [{"name": "http", "port": c.port, "targetPort": "http", "protocol": "TCP"}]},
+    }
+    return [lws, service]
+
+
 def header(plan: Mapping[str, Any], endpoint: Mapping[str, Any] | str, hf_secret: str = DEFAULT_SECRET,
            hf_secret_key: str = DEFAULT_SECRET_KEY) -> list[str]:
     """Comment lines for the endpoint's kubernetes.yaml: how to apply it, the probes and their sources."""
@@ -667,8 +742,14 @@ def header(plan: Mapping[str, Any], endpoint: Mapping[str, Any] | str, hf_secret
         f"Probes: GET {c.health} on port {c.port} (startup: up to {STARTUP_PERIOD_S * STARTUP_FAILURES // 60} "
         "minutes for the weights to load).",
     ]
+    if spec.pipeline_parallel > 1:
+        lines.append(f"A LeaderWorkerSet: install its CRD first (sigs.k8s.io/lws, https://lws.sigs.k8s.io/docs/"
+                     f"installation/); each group is {spec.pipeline_parallel} pods on {spec.pipeline_parallel} nodes "
+                     f"with {spec.tensor_parallel} GPUs each, the leader serving on port {c.port}.")
     lines += [f"Note: {n}" for n in spec.notes]
     lines += [f"Source: {s}" for s in c.sources]
+    if spec.pipeline_parallel > 1:
+        lines.append(f"Source: {LWS_SOURCE}")
     return lines
 
 
