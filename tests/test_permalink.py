@@ -175,3 +175,18 @@ def test_a_short_model_name_in_a_link_opens_the_catalog_model():
 
     state, notes = check_against(WizardState(model="qwen2.5-32b-instruct"), K)
     assert state.model == "Qwen/Qwen2.5-32B-Instruct" and not notes
+
+
+def test_nodes_travel_in_the_link_only_when_above_one():
+    """Issue 12 multi-node: nn = nodes of n GPUs each; links without it (every older link) mean one node."""
+    from advisor.plan import permalink as P
+
+    one = P.WizardState()
+    assert "nn" not in P.to_query(one)
+    state, notes = P.from_query({"m": "meta-llama/Llama-3.1-405B-Instruct", "g": "h100-sxm", "n": "8", "nn": "2"})
+    assert notes == [] and state.nodes == 2 and P.to_query(state)["nn"] == "2"
+    request = P.to_request(state)
+    assert (request.gpus, request.nodes) == (8, 2)
+    assert P.from_query(P.to_query(state))[0] == state
+    _, notes = P.from_query({"nn": "17"})
+    assert notes and "nodes" in notes[0]

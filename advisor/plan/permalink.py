@@ -11,7 +11,8 @@ for ids the knowledge base must know (model, GPU, runtime, workloads).
 ``e`` repeats once per endpoint: name:workload:concurrency:prompt_tokens:output_tokens:context:priority
 (context 0 = prompt + output; priority auto = the preset's). The optional speed and cost targets and
 the GPU price override (t: ms to first token, o: ms per output token, k: $ per million output tokens,
-h: $ per GPU-hour; hr / hb: system RAM GiB and its GB/s, for llama.cpp partial offload) are written only when set, so links without them stay as they were. With ``g=custom`` the
+h: $ per GPU-hour; hr / hb: system RAM GiB and its GB/s, for llama.cpp partial offload; nn: nodes of n GPUs each)
+are written only when set, so links without them stay as they were. With ``g=custom`` the
 custom GPU travels too (gn name, gm memory GiB, gb bandwidth TB/s, gc compute capability, gf / g8 / gi / g4 dense
 BF16 / FP8 / INT8 / FP4 TFLOPS). ``m`` may be any Hugging Face repo id; the model is looked up when planned.
 """
@@ -84,7 +85,8 @@ class WizardState(BaseModel):
 
     model: str = Field(DEFAULT_MODEL, alias="m", min_length=1, max_length=1024)
     gpu: str = Field(DEFAULT_GPU, alias="g", min_length=1, max_length=64)
-    gpus: int = Field(1, alias="n", ge=1, le=64)
+    gpus: int = Field(1, alias="n", ge=1, le=64)  # per node
+    nodes: int = Field(1, alias="nn", ge=1, le=16)  # written only above 1, so older links read as before
     runtime: str = Field("auto", alias="r", min_length=1, max_length=64)
     priority: PriorityChoice = Field("auto", alias="p")
     calibration: Literal["none", "available"] = Field("available", alias="c")
@@ -162,6 +164,7 @@ def to_query(state: WizardState) -> dict[str, str | list[str]]:
         "m": state.model,
         "g": state.gpu,
         "n": str(state.gpus),
+        **({"nn": str(state.nodes)} if state.nodes > 1 else {}),
         "r": state.runtime,
         "p": state.priority,
         "c": state.calibration,
@@ -299,6 +302,7 @@ def to_request(state: WizardState, custom_model: dict[str, Any] | None = None) -
         custom_gpu=custom_gpu_of(state),
         gpu=state.gpu,
         gpus=state.gpus,
+        nodes=state.nodes,
         runtime=None if state.runtime == "auto" else state.runtime,
         priority=None if state.priority == "auto" else state.priority,
         calibration=state.calibration,
@@ -355,6 +359,7 @@ def from_request(request: Request, knowledge: Knowledge) -> WizardState:
         model=request.model,
         gpu=request.gpu,
         gpus=request.gpus,
+        nodes=request.nodes,
         runtime=request.runtime or "auto",
         priority=request.priority or "auto",
         calibration=request.calibration,
