@@ -344,12 +344,11 @@ def _verify(args: argparse.Namespace) -> int:
     """`verify PLAN RESULTS...`: the plan as it was exported (its numbers are what the results are judged against;
     a bare request is planned first), every result file read with a bound, the verdict printed."""
     text, where = _read_plan_file(args.plan)
+    request = plan_module.load(text, where=where)  # bad YAML or a bad request: one line naming it
     document = safeyaml.load(text)
     if not (isinstance(document, dict) and isinstance(document.get("endpoints"), list)
             and isinstance(document.get("request"), dict)):
-        document = plan_module.build(plan_module.load(text, where=where))
-    else:
-        plan_module.load(text, where=where)  # the request inside is checked like any plan's
+        document = plan_module.build(request)
     results = []
     for item in args.results:
         path = Path(item)

@@ -102,3 +102,10 @@ def test_planning_a_verified_plan_again_keeps_its_results_and_says_when_they_are
     # a plain plan (no measured results) is unchanged: schema 2, no validation_status
     status, out, _ = run(capsys, "plan", FIX / "plan.yaml", "--format", "yaml")
     assert yaml.safe_load(out)["schema_version"] == 2 and "validation_status" not in out
+
+
+def test_verify_with_a_plan_that_is_not_yaml_names_it(capsys, tmp_path):
+    bad = tmp_path / "plan.yaml"
+    bad.write_text("a: [\n")
+    status, out, err = run(capsys, "verify", bad, FIX / "run1")
+    assert status == 2 and out == "" and err.startswith("error: plan.yaml") and "please report" not in err
