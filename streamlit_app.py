@@ -8,23 +8,20 @@ import time
 
 import streamlit as st
 
-page = st.navigation(
-    [
-        st.Page("pages/wizard.py", title="Plan", icon=":material/tune:", default=True),
-        st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
-        st.Page("pages/gpus.py", title="GPU picker", icon=":material/developer_board:"),
-        st.Page("pages/estimate.py", title="Memory calculator", icon=":material/memory:"),
-        st.Page("pages/knowledge.py", title="Knowledge base", icon=":material/table:"),
-    ],
-    position="top",
-)
+from ui.frame import release_decision, router_pages
+from ui.heap import freeze_after_first_run
+
+page = st.navigation(router_pages(), position="top")  # ui.frame.PAGES, Plan first
+name = page.url_path or "wizard"
 st.session_state["_via_router"] = True  # the page draws its own links when it runs without the router
-if os.environ.get("ADVISOR_TIMING_LOG"):  # scripts/load_app.py: how long each script run takes on the server
-    started = time.perf_counter()
-    try:
-        page.run()
-    finally:
-        print(f"advisor-timing {page.url_path or 'wizard'} {(time.perf_counter() - started) * 1000:.1f} ms",
-              file=sys.stderr, flush=True)
-else:
+started = time.perf_counter()
+try:
     page.run()
+finally:
+    if os.environ.get("ADVISOR_TIMING_LOG"):  # scripts/load_app.py: how long each script run takes on the server
+        # One write, newline included: print() writes the text and the newline apart, so two script threads'
+        # lines could merge.
+        sys.stderr.write(f"advisor-timing {name} {(time.perf_counter() - started) * 1000:.1f} ms\n")
+        sys.stderr.flush()
+    release_decision()  # ui/frame.py: the engine's decision this run held for the Speed tab
+    freeze_after_first_run(name)  # ui/heap.py: Streamlit's collection after each run then skips what lives on

@@ -126,13 +126,14 @@ st.caption("ms per token, first token and tokens/s are each configuration's at i
            "spent queued; under load, requests also wait for each other. GiB per GPU is set against what the "
            "runtime leaves usable on each GPU (the dashed line).")
 if points and len({p["cost_unit"] for p in points}) == 1:
-    show_chart(charts.pareto_figure(points, title="Accuracy against cost (colour: ms per token)"), key="compare_pareto")
+    show_chart(charts.pareto_figure(points, title="Accuracy against cost (colour: ms per token)", validate=False),
+               key="compare_pareto")
 if bars:
     # The capacity the fit checks used (what the runtime leaves usable), not the GPU's nominal memory: a bar
     # between the two would otherwise read "(does not fit)" while ending inside the line.
     usable = [memory_per_gpu(options[n].memory)["capacity"] for n in picked if options[n].memory is not None]
     capacity = min(usable) if usable else result.gpu.memory_gib
-    show_chart(charts.memory_figure(bars, capacity), key="compare_memory")
+    show_chart(charts.memory_figure(bars, capacity, validate=False), key="compare_memory")
 glossary()
 if endpoint.claims:
     st.markdown("**Rules of thumb for this endpoint, checked against the numbers**")

@@ -19,6 +19,7 @@ from ui.frame import (
     found_caption,
     model_choices,
     model_found,
+    pack_plan,
     page_frame,
     plan_yaml,
     safe_message,
@@ -26,7 +27,9 @@ from ui.frame import (
     show_url_notes,
     speed_series,
     try_plan,
+    unpack_plan,
 )
+from ui.verify_view import bundle_bytes
 from ui.views import render_endpoint
 
 MAX_UPLOAD_MB = 1
@@ -331,47 +334,69 @@ st.caption(
 show_url_notes()
 
 LAST_GOOD = "_last_good"  # the last settings that planned, with their plan: kept on screen while a field is bad
-state, request, document, problem = try_plan(custom_models)
-if problem is None:
-    ui_state.sync_url(state)
-    st.session_state[LAST_GOOD] = (state, request, document)
-elif st.session_state.get(LAST_GOOD) is None:
-    st.error(f"These settings cannot be planned: {safe_message(problem)}", icon=":material/error:")
-    st.stop()
-else:
-    state, request, document = st.session_state[LAST_GOOD]
-    st.error(f"**Not updated.** {safe_message(problem)}. The plan below is still the last good one, for the settings "
-             "before this change (the link too); correct the field to update it.", icon=":material/error:")
-
-share, download = st.columns([4, 1], vertical_alignment="bottom")
-with share:
-    st.code(ui_state.permalink(state), language=None, wrap_lines=True)
-    if state.model in custom_models:
-        st.caption("This link cannot carry an uploaded config.json: share the downloaded plan instead.")
-with download:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", state.model.rsplit("/", 1)[-1]).strip("-") or "model"
-    st.download_button(
-        "Download plan",
-        data=lambda: plan_yaml(document),  # built only when clicked
-        file_name=f"{slug}-{state.gpu}.plan.yaml",
-        mime="application/yaml",
-        on_click="ignore",
-        icon=":material/download:",
-        key="download_plan",
-        width="stretch",
-    )
-
-endpoints = document["endpoints"]
 
 
-def curves(i: int):
-    return lambda: speed_series(request, i)
+def show_plan() -> None:
+    """The plan for the widgets' settings, or the last good one. A function, so that what it builds (the plan document
+    above all) is gone when the run ends: the widgets' callbacks keep this page's globals alive for as long as the
+    session lasts, and Streamlit's garbage collection after every script run walks what every session keeps."""
+    state, request, document, problem = try_plan(custom_models)
+    if problem is None:
+        ui_state.sync_url(state)
+        packed = pack_plan(document)  # what the session keeps of the plan (ui.frame.pack_plan says why)
+        st.session_state[LAST_GOOD] = (state, request, packed)
+    elif st.session_state.get(LAST_GOOD) is None:
+        st.error(f"These settings cannot be planned: {safe_message(problem)}", icon=":material/error:")
+        st.stop()
+    else:
+        state, request, packed = st.session_state[LAST_GOOD]
+        document = unpack_plan(packed)
+        st.error(f"**Not updated.** {safe_message(problem)}. The plan below is still the last good one, for the "
+                 "settings before this change (the link too); correct the field to update it.", icon=":material/error:")
+
+    share, download = st.columns([5, 2], vertical_alignment="bottom")  # room for "Download bundle (.zip)"
+    with share:
+        st.code(ui_state.permalink(state), language=None, wrap_lines=True)
+        if state.model in custom_models:
+            st.caption("This link cannot carry an uploaded config.json: share the downloaded plan instead.")
+    with download:
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", state.model.rsplit("/", 1)[-1]).strip("-") or "model"
+        st.download_button(
+            "Download plan",
+            data=lambda: plan_yaml(unpack_plan(packed)),  # built only when clicked
+            file_name=f"{slug}-{state.gpu}.plan.yaml",
+            mime="application/yaml",
+            on_click="ignore",
+            icon=":material/download:",
+            key="download_plan",
+            width="stretch",
+        )
+        st.download_button(
+            "Download bundle (.zip)",
+            data=lambda: bundle_bytes(unpack_plan(packed)),  # plan.yaml, validate.sh, manifests, README; on click
+            file_name=f"{slug}-{state.gpu}.bundle.zip",
+            mime="application/zip",
+            on_click="ignore",
+            icon=":material/folder_zip:",
+            key="download_bundle",
+            width="stretch",
+            wrap=True,  # a narrow column (a laptop with the sidebar open) wraps the label instead of cutting it
+            help="plan.yaml, validate.sh (the validation runs), Docker and Kubernetes files per endpoint and a README. "
+            "Run validate.sh, then upload plan.yaml and results/ on the Verify page.",
+        )
+
+    endpoints = document["endpoints"]
+
+    def curves(i: int):
+        return lambda: speed_series(request, i)
+
+    if len(endpoints) == 1:
+        render_endpoint(endpoints[0], knowledge, key="ep0", speed=curves(0))
+    else:
+        labels = [safe_text(e["name"], 32) for e in endpoints]
+        for i, (tab, endpoint) in enumerate(zip(st.tabs(labels), endpoints, strict=True)):
+            with tab:
+                render_endpoint(endpoint, knowledge, key=f"ep{i}", speed=curves(i))
 
 
-if len(endpoints) == 1:
-    render_endpoint(endpoints[0], knowledge, key="ep0", speed=curves(0))
-else:
-    labels = [safe_text(e["name"], 32) for e in endpoints]
-    for i, (tab, endpoint) in enumerate(zip(st.tabs(labels), endpoints, strict=True)):
-        with tab:
-            render_endpoint(endpoint, knowledge, key=f"ep{i}", speed=curves(i))
+show_plan()

@@ -182,6 +182,41 @@ def test_speed_tab_shows_the_modelled_figures_and_both_charts():
     assert any(f["layout"].get("xaxis", {}).get("title", {}).get("text") == "Concurrent sequences" for f in figures)
 
 
+def test_with_the_speed_tab_open_a_change_decides_once(monkeypatch):
+    """The plan and the Speed tab's curves come from one decision per script run (ui.frame._decide)."""
+    from advisor.decide import engine
+
+    at = app()
+    at.session_state["ep0_details"] = "Speed"
+    at.run()
+    calls = []
+    decide = engine.recommend_endpoint  # what every decision runs, once per endpoint
+    monkeypatch.setattr(engine, "recommend_endpoint", lambda ctx, *a, **k: calls.append(ctx) or decide(ctx, *a, **k))
+    at.number_input(key="w_e0_concurrency").set_value(23).run()
+    assert not at.exception
+    assert len(calls) == 1
+    assert any(m.value.startswith("**Modelled:** first token") for m in at.markdown)
+    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert any(f["layout"].get("xaxis", {}).get("title", {}).get("text") == "Concurrent sequences" for f in figures)
+
+
+def test_what_a_session_keeps_stays_small_for_the_garbage_collector():
+    """Streamlit collects garbage after every script run, walking what every session keeps (ui/heap.py): the router
+    freezes what the first run of a page leaves (modules, knowledge), and the Plan page keeps its last good plan as
+    bytes, not as a few hundred dicts and lists."""
+    import gc
+
+    import ui.heap
+    from ui.frame import unpack_plan
+
+    at = app()
+    assert not at.exception
+    assert "wizard" in ui.heap._frozen and gc.get_freeze_count() > 0
+    state, request, packed = at.session_state["_last_good"]
+    assert isinstance(packed, bytes)
+    assert unpack_plan(packed) == plan.build(request, K)
+
+
 def test_speed_targets_and_price_reach_the_plan_and_the_url():
     at = app({"m": "meta-llama/Llama-3.1-70B-Instruct", "g": "h100-sxm", "n": "2"})
     at.session_state["ep0_details"] = "Speed"

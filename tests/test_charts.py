@@ -1,5 +1,6 @@
 """Figure builders in ui/charts.py: assert on the figure data, not on pixels."""
 
+import json
 import math
 import subprocess
 import sys
@@ -8,7 +9,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import pytest
 
-from ui.charts import GREY, PRIMARY, RED, kv_capacity_figure, memory_figure, pareto_figure
+from ui.charts import GREY, PRIMARY, RED, apply_theme, kv_capacity_figure, memory_figure, pareto_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,6 +161,52 @@ def test_pareto_marks_the_pick_and_fades_dominated_options():
 def test_pareto_axis_names_the_cost_unit():
     rows = [{**r, "cost_unit": "GPU-hours per million output tokens"} for r in PARETO_ROWS]
     assert pareto_figure(rows).layout.xaxis.title.text == "GPU-hours per million output tokens"
+
+
+# ---------------------------------------------------------------- the app's unvalidated figures
+def _spec(fig: go.Figure) -> dict:
+    """What st.plotly_chart sends the browser: the figure's dict as JSON, read back."""
+    import plotly.io
+
+    return json.loads(plotly.io.to_json(fig.to_dict(), validate=False))
+
+
+KV_FULL_ROWS = [{**KV_ROWS[0], "reason": "misses the time-per-token target", "meets_targets": False, "tpot_ms": 41.5,
+                 "expected_recovery_pct": 99.9},
+                {**KV_ROWS[1], "tpot_ms": 20.04, "expected_recovery_pct": 99.71}, KV_ROWS[2]]  # fmt: skip
+BUILDERS = {
+    "memory": lambda v, title: memory_figure(MEMORY_ROWS, 79.65, validate=v, **({"title": title} if title else {})),
+    "memory, all fit": lambda v, title: memory_figure(MEMORY_ROWS[:1], 79.65, title=title, validate=v),
+    "memory, repeated labels": lambda v, title: memory_figure(
+        [{**MEMORY_ROWS[0], "role": "rejected", "fits": False}] * 2, 79.65, title=title, validate=v),
+    "kv": lambda v, title: kv_capacity_figure(KV_FULL_ROWS, "max_concurrency", title=title, validate=v),
+    "kv context": lambda v, title: kv_capacity_figure(KV_ROWS, "max_context", title=title, validate=v),
+    "pareto": lambda v, title: pareto_figure(PARETO_ROWS, title=title, validate=v),
+    "pareto, one row": lambda v, title: pareto_figure(PARETO_ROWS[:1], title=title, validate=v),
+    "pareto, empty": lambda v, title: pareto_figure([], title=title, validate=v),
+}
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+@pytest.mark.parametrize("title", ["", "A title"])
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_unvalidated_figures_send_the_same_spec(name, title, dark):
+    """The pages build these figures with validate=False (plotly's per-property checks cost about 10 ms per chart on
+    every widget change of a shared server): what the browser gets must be exactly what the validated figure gives,
+    in either theme, so a property plotly would reject or coerce shows up here."""
+    checked = apply_theme(BUILDERS[name](True, title), dark)
+    fast = apply_theme(BUILDERS[name](False, title), dark)
+    assert _spec(fast) == _spec(checked)
+
+
+def test_only_the_validated_build_checks_properties():
+    """Why the comparison above matters: validate=False passes a misspelt property through to the browser."""
+    from ui import charts
+
+    layout = charts._layout(title="", height=100, top=10, heigth=300)
+    with pytest.raises(ValueError, match="heigth"):
+        charts._figure([], layout, validate=True)
+    assert charts._figure([], layout, validate=False).to_dict()["layout"]["heigth"] == 300
 
 
 # ---------------------------------------------------------------- module hygiene

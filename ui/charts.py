@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import plotly.graph_objects as go
+from plotly.colors import sequential
 
 PRIMARY = "#4F46E5"  # indigo, the app theme's primary colour
 SKY = "#0EA5E9"
@@ -52,6 +53,10 @@ KV_METRICS = {
     "max_context": ("Longest context at this concurrency (tokens)", "tokens"),
 }
 
+# Viridis reversed, as the colour stops plotly.js takes ("Viridis_r" is a plotly.py name that its validation expands to
+# exactly these; the pareto figure is built without that validation in the app).
+VIRIDIS_R = [[i / (len(sequential.Viridis) - 1), colour] for i, colour in enumerate(sequential.Viridis[::-1])]
+
 SERIES_COLOURS = (PRIMARY, SKY, AMBER, EMERALD, "#8B5CF6", "#EC4899", "#64748B")
 
 
@@ -82,7 +87,7 @@ def _layout(*, title: str, height: int, top: int, legend: bool = False, **extra)
         "margin": {"l": 10, "r": 20, "t": top + title_px + (LEGEND_PX if legend else 0), "b": 10},
         "title": {"text": title, "x": 0, "xanchor": "left", "y": 1 - 8 / height, "yanchor": "top",
                   "yref": "container", "font": {"size": 16}} if title else None,
-        "hoverlabel": {"bgcolor": "white", "font_size": 12},
+        "hoverlabel": {"bgcolor": "white", "font": {"size": 12}},
     }
     if legend:
         layout["showlegend"] = True
@@ -91,6 +96,13 @@ def _layout(*, title: str, height: int, top: int, legend: bool = False, **extra)
                             "traceorder": "normal"}
     layout.update(extra)
     return layout
+
+
+def _figure(data: list[dict], layout: dict, validate: bool) -> go.Figure:
+    """The figure from plain dicts. ``validate=False`` (the app's pages): plotly keeps the dicts as they are instead of
+    checking and coercing every property, which cost about 10 ms per chart on each widget change of the shared server;
+    the spec sent to the browser is the same (tests/test_charts.py compares the two for every builder and theme)."""
+    return go.Figure(data=data, layout=layout, _validate=validate)
 
 
 def _base_layout(fig: go.Figure, *, title: str, height: int, top: int, legend: bool = False) -> None:
@@ -107,7 +119,9 @@ def memory_label(row: dict) -> str:
     return label
 
 
-def memory_figure(rows: list[dict], capacity_gib: float, title: str = "Memory per GPU") -> go.Figure:
+def memory_figure(
+    rows: list[dict], capacity_gib: float, title: str = "Memory per GPU", validate: bool = True
+) -> go.Figure:
     """Horizontal stacked bars (weights, KV cache, overhead per GPU, GiB) against a dashed capacity line.
 
     One bar per row in the given order, the first at the top. The pick gets a ``★ `` prefix (and a bold
@@ -175,7 +189,8 @@ def memory_figure(rows: list[dict], capacity_gib: float, title: str = "Memory pe
             "x": total, "y": label, "text": f"{total:.2f}" if row["fits"] else f"{total:.2f}  <b>+{over:.2f} over</b>",
             "xanchor": "left", "xshift": 4, "showarrow": False,
             "font": {"size": 12, "color": TEXT if row["fits"] else RED},
-            "bgcolor": "rgba(255,255,255,0.85)" if row["fits"] else None,  # a total may sit on the capacity line
+            # a total may sit on the capacity line; an overflowing one is in the red band, with no box
+            **({"bgcolor": "rgba(255,255,255,0.85)"} if row["fits"] else {}),
         })
     ticktext = [f"<b>{label}</b>" if r["role"] == "pick" else label for label, r in zip(labels, rows, strict=True)]
     height = 120 + 38 * len(rows) + (TITLE_PX if title else 0)
@@ -187,7 +202,7 @@ def memory_figure(rows: list[dict], capacity_gib: float, title: str = "Memory pe
         yaxis={"autorange": "reversed", "tickmode": "array", "tickvals": labels, "ticktext": ticktext,
                "ticksuffix": "  ", "automargin": True},
     )
-    return go.Figure(data=traces, layout=layout)
+    return _figure(traces, layout, validate)
 
 
 def kv_note(row: dict) -> str:
@@ -201,7 +216,7 @@ def kv_note(row: dict) -> str:
     return "fits and meets every target" if row.get("meets_targets", True) else "not picked"
 
 
-def kv_capacity_figure(rows: list[dict], metric: str, title: str = "") -> go.Figure:
+def kv_capacity_figure(rows: list[dict], metric: str, title: str = "", validate: bool = True) -> go.Figure:
     """One bar per KV-cache format (given order): how many sequences, or how long a context, fits.
 
     The picked format is indigo, the others light indigo; formats the runtime/GPU cannot use are grey
@@ -244,10 +259,10 @@ def kv_capacity_figure(rows: list[dict], metric: str, title: str = "") -> go.Fig
         yaxis={"autorange": "reversed", "tickmode": "array", "tickvals": names, "ticktext": ticktext,
                "ticksuffix": "  ", "title": {"text": "KV cache"}},
     )
-    return go.Figure(data=[trace], layout=layout)
+    return _figure([trace], layout, validate)
 
 
-def pareto_figure(rows: list[dict], title: str = "") -> go.Figure:
+def pareto_figure(rows: list[dict], title: str = "", validate: bool = True) -> go.Figure:
     """Expected accuracy against cost per million output tokens, one point per option; colour = time per
     output token. Options on the Pareto front are solid, dominated ones faded; the pick is a large star.
 
@@ -270,7 +285,7 @@ def pareto_figure(rows: list[dict], title: str = "") -> go.Figure:
             "name": {"pick": "Pick", "front": "Pareto front", "dominated": "Dominated"}[group],
             "text": [r["label"] for r in chosen], "customdata": [[r["tpot_ms"]] for r in chosen],
             "marker": {"size": size, "symbol": symbol, "opacity": opacity, "color": [r["tpot_ms"] for r in chosen],
-                       "colorscale": "Viridis_r", "cmin": low, "cmax": max(high, low + 1e-9),
+                       "colorscale": VIRIDIS_R, "cmin": low, "cmax": max(high, low + 1e-9),
                        "line": {"width": 1.5 if group == "pick" else 0, "color": TEXT},
                        "showscale": group == "front" or (group == "pick" and len(rows) == 1),
                        "colorbar": {"title": {"text": "ms/token"}, "thickness": 12}},
@@ -280,7 +295,7 @@ def pareto_figure(rows: list[dict], title: str = "") -> go.Figure:
     layout = _layout(title=title, height=380, top=8, legend=True,
                      xaxis={"title": {"text": unit}, "rangemode": "tozero"},
                      yaxis={"title": {"text": "Expected accuracy vs BF16 (%)"}})
-    return go.Figure(data=traces, layout=layout)
+    return _figure(traces, layout, validate)
 
 
 def throughput_figure(series: list[dict], current: int | None = None, point: dict | None = None) -> go.Figure:

@@ -3,7 +3,10 @@ page config, knowledge, URL seeding. Plus the cached engine calls the pages shar
 
 from __future__ import annotations
 
+import copy
+import pickle
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,7 +73,22 @@ PAGES = (  # file, label, icon: the router's navigation, repeated for runs that 
     ("pages/gpus.py", "GPU picker", ":material/developer_board:"),
     ("pages/estimate.py", "Memory calculator", ":material/memory:"),
     ("pages/knowledge.py", "Knowledge base", ":material/table:"),
+    ("pages/verify.py", "Verify", ":material/fact_check:"),
 )
+
+
+_router_pages: tuple = ()  # built by the first run in this process, see router_pages
+
+
+def router_pages() -> list:
+    """The router's st.Page list (PAGES, the first the default). Each st.Page resolves its file on disk (about 0.5 ms
+    a page, on every run), so they are built once per process and each run gets shallow copies: st.navigation marks
+    the page it will run on the copy, so concurrent sessions never share that mark."""
+    global _router_pages
+    if not _router_pages:
+        _router_pages = tuple(st.Page(path, title=label, icon=icon, default=i == 0)
+                              for i, (path, label, icon) in enumerate(PAGES))
+    return [copy.copy(page) for page in _router_pages]
 
 
 def page_frame(title: str) -> Knowledge:
@@ -224,10 +242,32 @@ def model_found(model: str) -> tuple[dict | None, str | None]:
     return _model_found(model, json.dumps(custom, sort_keys=True) if custom else None)
 
 
+_held = threading.local()  # this script thread's latest decision (request JSON, RecommendResult), see _decide
+
+
+def _decide(request_json: str) -> RecommendResult:
+    """The engine's decision for a request. The plan document and the Speed tab's curves both start from it, so the
+    one a script run has made is held for the rest of that run (its thread; released by release_decision) and a Speed
+    tab open on the same request does not decide again (about 16 ms). Held per run, not in a shared cache: a decision
+    is some 1,250 objects that every garbage collection would walk for as long as it is kept."""
+    held = getattr(_held, "decision", None)
+    if held is not None and held[0] == request_json:
+        return held[1]
+    result = recommend(Request.model_validate_json(request_json))
+    _held.decision = (request_json, result)
+    return result
+
+
+def release_decision() -> None:
+    """End of a script run (the router's): let go of the decision _decide held, before Streamlit's post-run garbage
+    collection, which would otherwise walk it (and, with many users, every other run's too)."""
+    _held.decision = None
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def _plan_cached(request_json: str) -> tuple[dict | None, str | None]:
-    try:
-        return plan_module.build(Request.model_validate_json(request_json)), None
+    try:  # plan_module.build(request), with the decision kept for _speed_cached
+        return plan_module.render(_decide(request_json)), None
     except AdvisorInputError as exc:
         return None, str(exc)
 
@@ -244,8 +284,7 @@ def _recommend_cached(request_json: str) -> tuple[RecommendResult | None, str | 
 def _speed_cached(request_json: str, endpoint: int) -> list[dict]:
     from advisor.decide.engine import speed_curves
 
-    result = recommend(Request.model_validate_json(request_json))
-    return speed_curves(result, endpoint)
+    return speed_curves(_decide(request_json), endpoint)
 
 
 def speed_series(request: Request, endpoint: int) -> list[dict]:
@@ -264,6 +303,17 @@ def recommend_result(request: Request) -> tuple[RecommendResult | None, str | No
 
 def plan_yaml(document: dict) -> str:
     return plan_module.dump(document)
+
+
+def pack_plan(document: dict) -> bytes:
+    """A plan document as one bytes object, for what a session keeps after its run (the last good plan, the Download
+    button's deferred YAML). As a dict it is some 300 containers, and Streamlit's garbage collection after every
+    script run walks what every session on the server keeps: with 20 sessions that was several ms per run."""
+    return pickle.dumps(document, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack_plan(packed: bytes) -> dict:
+    return pickle.loads(packed)  # only ever bytes pack_plan made in this process
 
 
 MAX_NOTES = 8  # notes listed one by one; a link with hundreds of bad keys gets a count for the rest

@@ -284,12 +284,12 @@ def render_endpoint(endpoint: dict, knowledge: Knowledge, key: str, speed=None) 
     with left:
         rows = memory_rows(endpoint)
         if rows:
-            show_chart(charts.memory_figure(rows, m_capacity(endpoint)), key=f"{key}_mem")
+            show_chart(charts.memory_figure(rows, m_capacity(endpoint), validate=False), key=f"{key}_mem")
     with right:
         kvs = kv_rows(endpoint)
         if kvs:
-            show_chart(charts.kv_capacity_figure(kvs, "max_concurrency", title="KV cache format: sequences that fit"),
-                       key=f"{key}_kv")
+            show_chart(charts.kv_capacity_figure(kvs, "max_concurrency", title="KV cache format: sequences that fit",
+                                                 validate=False), key=f"{key}_kv")
             st.markdown(kv_explanation(endpoint))
 
     # Lazy tabs: only the open one is rendered, which keeps each rerun (and the browser) light.
@@ -342,7 +342,7 @@ def _tradeoffs(endpoint: dict, key: str) -> None:
     st.markdown(f"**Objective ({_md(endpoint['priority'])}):** {_md(endpoint['objective'])}")
     points = pareto_rows(endpoint)
     if points:
-        show_chart(charts.pareto_figure(points, title="Accuracy against cost (colour: ms per token)"),
+        show_chart(charts.pareto_figure(points, title="Accuracy against cost (colour: ms per token)", validate=False),
                    key=f"{key}_pareto")
     _table([
         {"pick": "★" if p["pick"] else "", "configuration": f"{p['notation']} ({p['candidate']})",

@@ -18,6 +18,7 @@ PAGES = {  # url path -> text the page shows once rendered
     "gpus": "GPU picker",
     "estimate": "Memory calculator",
     "knowledge": "Knowledge base",
+    "verify": "Verify",
 }
 
 
@@ -40,7 +41,7 @@ def test_cold_deep_link_to_each_page(page: Page, cold_app_url: str, path: str):
     nav = " ".join(page.get_by_test_id("stSidebarNavLink").all_inner_texts()).lower()
     assert "streamlit app" not in nav and "wizard" not in nav  # no legacy file list exposed
     # ...and the user can still move between pages, with the link's settings kept
-    for label in ("Plan", "Compare", "GPU picker", "Memory calculator", "Knowledge base"):
+    for label in ("Plan", "Compare", "GPU picker", "Memory calculator", "Knowledge base", "Verify"):
         expect(page.get_by_role("link", name=label).first).to_be_visible()
     if path != "wizard":
         page.get_by_role("link", name="Plan").first.click()
@@ -85,7 +86,7 @@ def test_download_the_plan_and_parse_it(page: Page, app_url: str):
     page.goto(f"{app_url}/?{LINK}")
     wait_for_idle(page)
     with page.expect_download() as download:
-        page.get_by_test_id("stDownloadButton").get_by_role("button").click()
+        page.locator(".st-key-download_plan").get_by_role("button").click()
     assert download.value.suggested_filename == "Llama-3.1-70B-Instruct-a100-80gb.plan.yaml"
     text = Path(download.value.path()).read_text()
     document = yaml.safe_load(text)
