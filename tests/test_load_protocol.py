@@ -3,6 +3,7 @@
 script_finished with an updated recommendation, and the report must print numbers."""
 
 import asyncio
+import concurrent.futures
 import importlib.util
 import math
 import re
@@ -18,9 +19,16 @@ _SPEC.loader.exec_module(load_app)
 NUMBER = r"([0-9]+(?:\.[0-9]+)?)"
 
 
+def _in_own_thread(coroutine):
+    """asyncio.run in a fresh thread: Playwright's sync API (the e2e tests, earlier in the same session) leaves an
+    event loop running in the main thread, where asyncio.run refuses to start."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def test_protocol_users_change_a_widget_and_get_the_updated_recommendation(capsys, monkeypatch):
     monkeypatch.setattr(load_app, "TIMEOUT_S", 45.0)
-    result, log = asyncio.run(load_app.run("protocol", users=2, changes=2, rounds=1))  # stops its server always
+    result, log = _in_own_thread(load_app.run("protocol", users=2, changes=2, rounds=1))  # stops its server always
     assert result.server_exit is not None  # the server was stopped and reaped
 
     assert [len(changes) for changes in result.users] == [2, 2]
