@@ -209,7 +209,12 @@ with st.sidebar:
                        "efficiency assumed 0.8 (typical of measured NVIDIA parts).")
     st.number_input(  # no widget bounds: an out-of-range value is named in a banner, never clamped in silence
         "GPUs (tensor parallel)", step=1, key=ui_state.FIELDS["gpus"], persist_state="session",
-        help="1 to 64 GPUs in one tensor-parallel replica.",
+        help="1 to 64 GPUs in one tensor-parallel replica (per node, with several nodes).",
+    )
+    st.number_input(
+        "Nodes", step=1, key=ui_state.FIELDS["nodes"], persist_state="session",
+        help="1 to 16 machines of that many GPUs each: tensor parallel inside a node, pipeline parallel across "
+        "nodes (vLLM on a Ray cluster, SGLang), or one replica per node.",
     )
     st.selectbox(
         "Runtime",

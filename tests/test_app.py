@@ -289,3 +289,20 @@ def test_a_hugging_face_id_is_looked_up_and_what_was_found_is_shown(monkeypatch,
         assert not at.main.error
         at = app({"m": "acme/not-there", "g": "l40s"})
         assert any("acme/not-there was not found on the Hub" in e.value for e in at.sidebar.error)
+
+
+def test_nodes_field_plans_over_several_nodes_and_travels_in_the_link():
+    """Issue 12: Llama-3.1-405B BF16 on 2 nodes of 8 H100 plans pipeline parallel across the nodes."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+    at.query_params.update({"m": "meta-llama/Llama-3.1-405B-Instruct", "g": "h100-sxm", "n": "8", "nn": "2",
+                            "p": "quality"})
+    at.run()
+    assert not at.exception
+    nodes = next(w for w in at.number_input if w.label == "Nodes")
+    assert nodes.value == 2
+    text = " ".join(str(m.value) for m in at.markdown) + " ".join(str(a.value) for a in at.success)
+    assert "pipeline parallel 2" in text or "PP2" in text or "2 nodes" in text, text[:2000]
+    nodes.set_value(1).run()
+    assert not at.exception

@@ -39,6 +39,7 @@ FIELDS = {  # WizardState field -> widget key
     "model": "w_model",
     "gpu": "w_gpu",
     "gpus": "w_gpus",
+    "nodes": "w_nodes",
     "runtime": "w_runtime",
     "priority": "w_priority",
     "calibration": "w_calibration",
@@ -64,7 +65,7 @@ N_ENDPOINTS = "w_n_endpoints"
 
 
 FIELD_LABELS = {  # WizardState / request field -> the wizard's label, so a bad value is named as the user sees it
-    "model": "Model", "gpu": "GPU", "gpus": "GPUs (tensor parallel)", "runtime": "Runtime", "priority": "Priority",
+    "model": "Model", "gpu": "GPU", "gpus": "GPUs (tensor parallel)", "nodes": "Nodes", "runtime": "Runtime", "priority": "Priority",
     "quality_floor": "Quality floor", "max_ttft_ms": "Time to first token target",
     "max_tpot_ms": "Time per output token target", "max_cost": "Cost target",
     "usd_per_gpu_hour": "Price per GPU-hour", "host_memory_gib": "System RAM",
