@@ -85,6 +85,17 @@ def no_sideways_scroll(page: Page) -> None:
     assert max(widths["doc"], widths["body"], widths["main"]) <= widths["viewport"], widths
 
 
+def table_scrolls_in_its_box(page: Page) -> None:
+    """The first wide table sits inside a 390 px screen and scrolls sideways inside its own box, never the page."""
+    grid = page.get_by_test_id("stDataFrame").first
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 391, box
+    page.mouse.wheel(400, 0)
+    assert page.evaluate("() => window.scrollX") == 0
+    no_sideways_scroll(page)
+
+
 def test_the_plan_charts_fit_a_phone(phone_page: Page, app_url: str):
     page = phone_page
     page.goto(f"{app_url}/?{L4}")
@@ -106,13 +117,7 @@ def test_the_plan_charts_fit_a_phone(phone_page: Page, app_url: str):
     # a wide table scrolls inside its own box, never the page
     page.get_by_role("tab", name="Ruled out").click()
     wait_for_idle(page)
-    grid = page.get_by_test_id("stDataFrame").first
-    grid.scroll_into_view_if_needed()
-    box = grid.bounding_box()
-    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 391, box
-    page.mouse.wheel(400, 0)
-    assert page.evaluate("() => window.scrollX") == 0
-    no_sideways_scroll(page)
+    table_scrolls_in_its_box(page)
     expect(page.get_by_test_id("stException")).not_to_be_attached()
 
 

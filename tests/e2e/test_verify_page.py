@@ -14,7 +14,7 @@ import yaml
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import wait_for_idle
-from tests.e2e.test_experience import CHART_TEXT, CONTRAST, L4, no_sideways_scroll
+from tests.e2e.test_experience import CHART_TEXT, CONTRAST, L4, no_sideways_scroll, table_scrolls_in_its_box
 
 RESULTS = Path(__file__).resolve().parents[1] / "fixtures" / "results"
 RUN1 = sorted(str(p) for p in (RESULTS / "run1").rglob("*.json"))
@@ -116,13 +116,7 @@ def test_the_verify_page_fits_a_phone(phone_page: Page, app_url: str):
         assert chart["width"] <= 390 and chart["texts"] > 3, chart
         assert chart["outside"] == [], chart
     no_sideways_scroll(page)
-    grid = page.get_by_test_id("stDataFrame").first  # the wide checks table scrolls inside its own box
-    grid.scroll_into_view_if_needed()
-    box = grid.bounding_box()
-    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 391, box
-    page.mouse.wheel(400, 0)
-    assert page.evaluate("() => window.scrollX") == 0
-    no_sideways_scroll(page)
+    table_scrolls_in_its_box(page)  # the wide checks table
     expect(page.get_by_test_id("stException")).not_to_be_attached()
 
 
