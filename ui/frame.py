@@ -4,7 +4,7 @@ page config, knowledge, URL seeding. Plus the cached engine calls the pages shar
 from __future__ import annotations
 
 import copy
-import pickle
+import json
 import re
 import threading
 from collections.abc import Mapping
@@ -308,12 +308,13 @@ def plan_yaml(document: dict) -> str:
 def pack_plan(document: dict) -> bytes:
     """A plan document as one bytes object, for what a session keeps after its run (the last good plan, the Download
     button's deferred YAML). As a dict it is some 300 containers, and Streamlit's garbage collection after every
-    script run walks what every session on the server keeps: with 20 sessions that was several ms per run."""
-    return pickle.dumps(document, protocol=pickle.HIGHEST_PROTOCOL)
+    script run walks what every session on the server keeps: with 20 sessions that was several ms per run. JSON, not
+    pickle: a plan is plain data (the CLI prints it as JSON), and nothing unpacked here can run code."""
+    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
-def unpack_plan(packed: bytes) -> dict:
-    return pickle.loads(packed)  # only ever bytes pack_plan made in this process
+def unpack_plan(packed: bytes) -> Any:
+    return json.loads(packed)
 
 
 MAX_NOTES = 8  # notes listed one by one; a link with hundreds of bad keys gets a count for the rest

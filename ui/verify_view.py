@@ -12,7 +12,6 @@ from __future__ import annotations
 import fnmatch
 import html
 import io
-import pickle
 import re
 import struct
 import zipfile
@@ -31,6 +30,7 @@ from advisor.plan.bundle import bundle
 from advisor.plan.document import MAX_PLAN_BYTES
 from advisor.plan.validation import validate_script, validation_plan
 from ui.charts import AMBER, EMERALD, FONT, GREY, PRIMARY, PRIMARY_LIGHT, RED, TEMPLATE, TEXT
+from ui.frame import pack_plan, unpack_plan
 
 MAX_UPLOAD_MB = verify_module.MAX_RESULT_BYTES // (1024 * 1024)  # each result file or zip, as uploaded
 MAX_PLAN_MB = 1  # the uploader's bound; MAX_PLAN_BYTES (just under 1 MB) is checked on the bytes
@@ -68,14 +68,8 @@ class Upload(Protocol):
     def getvalue(self) -> bytes: ...
 
 
-def pack(value: Any) -> bytes:
-    """What a session keeps (a plan, a verdict) as one bytes object: as dicts they are hundreds of containers that
-    Streamlit's garbage collection after every script run would walk, for every session (as ui.frame's plans)."""
-    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def unpack(packed: bytes) -> Any:
-    return pickle.loads(packed)  # only ever bytes pack() made in this process
+# What a session keeps (a plan, a verdict) as one bytes object, as the Plan page keeps its plan (ui.frame.pack_plan)
+pack, unpack = pack_plan, unpack_plan
 
 
 @dataclass(frozen=True)
