@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from advisor.cli import main
+from advisor.decide.engine import recommend
 from advisor.intake.request import CustomGPU, Endpoint, Request
 from advisor.knowledge import load_knowledge
 from advisor.plan import document as plan
@@ -85,3 +86,17 @@ def test_bad_custom_gpu_flags_get_one_line_naming_the_flag(capsys, flags, named)
 def test_custom_gpu_flags_need_gpu_custom(capsys):
     status = main(["recommend", "--model", "Qwen/Qwen2.5-7B-Instruct", "--gpu", "l40s", "--gpu-memory-gib", "12"])
     assert status == 2 and "use it with --gpu custom" in capsys.readouterr().err
+
+
+def test_a_second_custom_gpu_is_not_judged_by_the_first_ones_compute_capability():
+    """Every custom GPU has the id 'custom': what the engine keeps between requests (which runtime serves which
+    format on which GPU) must tell them apart, or a long-running server answers for the GPU it saw first."""
+    def ranked(cc: str) -> set[str]:
+        gpu = {**ADA_12GB, "memory_gib": 80, "memory_bandwidth_tbps": 3.0, "compute_capability": cc,
+               "dense_tflops": {"bf16": 900, "fp8": 1800}}
+        result = recommend(Request(model="meta-llama/Llama-3.1-8B-Instruct", gpu="custom", custom_gpu=gpu), K)
+        return {d.candidate for d in result.endpoints[0].ranked}
+
+    ampere, hopper = ranked("8.0"), ranked("9.0")
+    assert "fp8-w8a8" not in ampere  # FP8 W8A8 needs compute capability 8.9
+    assert "fp8-w8a8" in hopper and "fp8-w8a8" not in ranked("8.0")

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from advisor.decide.gates import StaticVerdict, apply_static
 from advisor.decide.rules import compile_condition, facts_named, specialize
 from advisor.intake.catalog import ResolvedModel
-from advisor.intake.request import Request, Shape
+from advisor.intake.request import CUSTOM_GPU_ID, Request, Shape
 from advisor.knowledge import derived
 from advisor.knowledge.schema import GPU, Candidate, Checkpoint, Knowledge, KVFormat, Rule, Runtime, RuntimeSpeed
 from advisor.physics import gguf, memory
 from advisor.physics.architecture import tensor_inventory
 from advisor.physics.estimate import gpu_price, resolve_layout
-from advisor.physics.performance import ModelCost, Performance, chunk_tokens_for, pipeline_for, speed, with_bands
+from advisor.physics.performance import ModelCost, Performance, SpeedModel, chunk_tokens_for, pipeline_for, with_bands
 from advisor.physics.quality import Adjustment, Quality, expected_quality, size_bucket
 
 # Facts known before memory, speed and quality are computed; rules naming only these run once per
@@ -107,6 +107,9 @@ class EndpointContext:
     def __init__(self, k: Knowledge, request: Request, model: ResolvedModel, gpu: GPU, shape: Shape):
         self.k, self.request, self.model, self.gpu, self.shape = k, request, model, gpu, shape
         self.arch = model.architecture
+        # what identifies the GPU in caches shared across requests: a table row by its id, a custom GPU (whose id
+        # every custom GPU shares) by its whole description
+        self.gpu_key = gpu.id if gpu.id != CUSTOM_GPU_ID else (gpu.id, gpu.model_dump_json())
         self.price = request.usd_per_gpu_hour or gpu_price(k, gpu.id)
         self.params_b = sum(t.params for t in tensor_inventory(self.arch)) / 1e9
         self.tasks = dict(shape.workload.quality_tasks)
@@ -122,6 +125,7 @@ class EndpointContext:
         self._loaded: dict[tuple[str, str, int], int] = {}
         self.fits: dict[tuple, object] = {}  # MemoryFit by candidate, KV, runtime, TP and concurrency (gates.memory_fit)
         self._speeds: dict[tuple, Performance] = {}
+        self._speed_models: dict[tuple, SpeedModel] = {}
         self._quality: dict[tuple, Quality] = {}
         self._static: dict[tuple[str, str, str], StaticVerdict] = {}
         self._facts: dict[tuple[str, str, str], dict] = {}
@@ -314,14 +318,24 @@ class EndpointContext:
             perf = self._speeds.get(key)
             if perf is not None:
                 return perf
-        perf = speed(self.weights(cand).cost, kv, self.gpu, tp, self.activations(cand),
-                     cand.weight_only and cand.tier < 16, self.shape.prompt_tokens, self.shape.output_tokens,
-                     concurrency, self._speed_rows[runtime.id], self.price, explain=explain, cache=self._phases,
-                     chunk_tokens=self._chunk_tokens(runtime, tp), pipeline=self.pipeline(pp))
+        perf = self.speed_model(cand, kv, runtime, tp, pp).at(concurrency, explain=explain)
         if explain:
             return with_bands(perf, self.k.decision)
         self._speeds[key] = perf
         return perf
+
+    def speed_model(self, cand: Candidate, kv: KVFormat, runtime: Runtime, tp: int, pp: int = 1) -> SpeedModel:
+        """The configuration's :class:`SpeedModel` on this endpoint's workload (cached: the concurrencies the search
+        tries share its setup and one prompt's prefill)."""
+        key = (cand.id, kv.id, runtime.id, tp, pp)
+        model = self._speed_models.get(key)
+        if model is None:
+            model = self._speed_models[key] = SpeedModel(
+                self.weights(cand).cost, kv, self.gpu, tp, self.activations(cand),
+                cand.weight_only and cand.tier < 16, self.shape.prompt_tokens, self.shape.output_tokens,
+                self._speed_rows[runtime.id], self.price, cache=self._phases,
+                chunk_tokens=self._chunk_tokens(runtime, tp), pipeline=self.pipeline(pp))
+        return model
 
     def pipeline(self, pp: int):
         """The hop costs of `pp` pipeline stages across nodes (None for one stage)."""

@@ -55,9 +55,10 @@ def checkpoint_reasons(ctx: EndpointContext, cand: Candidate, runtime: Runtime) 
 
 
 def candidate_support(ctx: EndpointContext, cand: Candidate, runtime: Runtime) -> list[Reason]:
-    """Reasons the runtime cannot serve the candidate on this GPU (cached: knowledge is immutable)."""
+    """Reasons the runtime cannot serve the candidate on this GPU (cached: knowledge is immutable; a custom GPU by
+    its whole description, as two custom GPUs share the id)."""
     cache = derived(ctx.k, "candidate-support", dict)
-    key = (ctx.gpu.id, cand.id, runtime.id)
+    key = (ctx.gpu_key, cand.id, runtime.id)
     if key not in cache:
         cache[key] = _candidate_support(ctx, cand, runtime)
     return cache[key]

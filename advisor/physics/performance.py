@@ -22,8 +22,9 @@ plus the runtime's fixed per-step cost and, under tensor parallelism, the all-re
   sequence: its prefill is the single-node prefill at tp plus the hops with the prompt's activations.
 
 :class:`ModelCost` holds what depends only on the model and its weight layout, so the decision search
-computes it once per weight scheme and calls :func:`speed` for every GPU count, runtime, KV format and
-concurrency it tries. All pure functions; constants come from knowledge/speed.yaml and knowledge/gpus.yaml.
+computes it once per weight scheme; :class:`SpeedModel` holds one configuration (GPU count, runtime, KV format,
+workload) and gives its speed at each concurrency the search tries. All pure functions; constants come from
+knowledge/speed.yaml and knowledge/gpus.yaml.
 """
 
 from __future__ import annotations
@@ -189,119 +190,166 @@ class Pipeline:
         return (self.stages - 1) * self.hop_seconds(arch, tokens) if self.stages > 1 else 0.0
 
 
-def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, weight_only: bool,
-          prompt_tokens: int, output_tokens: int, concurrency: int, rt: RuntimeSpeed,
-          usd_per_gpu_hour: float | None = None, *, explain: bool = False, cache: dict | None = None,
-          chunk_tokens: int | None = None, pipeline: Pipeline | None = None) -> Performance:
-    """One replica of `tp` GPUs serving `concurrency` requests of `prompt_tokens` in, `output_tokens` out; with
-    `pipeline`, a replica of `pipeline.stages` stages of `tp` GPUs each (module docstring).
+class SpeedModel:
+    """The speed of one configuration at any concurrency: a replica of `tp` GPUs (with `pipeline`, of
+    `pipeline.stages` stages of `tp` GPUs each) serving requests of `prompt_tokens` in and `output_tokens` out
+    (module docstring). Everything that does not depend on the concurrency - the rates, the bandwidth, one
+    prompt's prefill (TTFT) - is worked out once here; :meth:`at` adds the decode step and the interleaved prefill
+    passes of `concurrency` requests, so the search's concurrency ladder costs one setup per configuration.
 
     `chunk_tokens` is the runtime's prompt tokens per pass on this GPU (default: speed.yaml prefill_chunk_tokens);
-    `cache` (optional) keeps prefill passes, which do not depend on the concurrency, between calls for the same
-    model cost, KV format, GPU and runtime (the search passes one dict per endpoint).
-
-    Returns times in ms, tokens/s and USD per million output tokens (None without a price). `explain` adds the
-    assumptions in words (the search leaves them out of the hundreds of options it only compares).
+    `cache` (optional) keeps prefill passes between models of the same model cost, KV format, GPU and runtime
+    (the search passes one dict per endpoint).
     """
-    arch = cost.arch
-    precision = matmul_precision(gpu, activations)
-    if weight_only and rt.quantized_matmul_precision and getattr(gpu.dense_tflops, rt.quantized_matmul_precision):
-        precision, weight_only = rt.quantized_matmul_precision, False  # e.g. llama.cpp MMQ: INT8, no dequant pass
-    matmul = gpu.matmul_efficiency  # the best a matmul reaches on this GPU (knowledge/gpus.yaml)
-    peak_one = _peak_flops(gpu, precision)
-    best = peak_one * matmul * tp
-    prefill_eff = rt.prefill_efficiency or rt.compute_efficiency
-    cap = float("inf")  # what the runtime's own kernels reach, per GPU
-    if rt.max_matmul_tflops_per_sm and gpu.sm_count:
-        cap = rt.max_matmul_tflops_per_sm * gpu.sm_count * 1e12 * tp
-    elif rt.max_matmul_tflops:
-        cap = rt.max_matmul_tflops * 1e12 * tp
-    prefill_rate = min(best * prefill_eff, cap)
-    decode_rate = min(best * rt.compute_efficiency, cap)
-    half = rt.matmul_half_tokens
-    mem_eff = rt.memory_efficiency_hbm if gpu.hbm and rt.memory_efficiency_hbm else rt.memory_efficiency
-    bandwidth = gpu.memory_bandwidth_tbps * 1e12 * mem_eff * tp
-    dequant = 1 + rt.dequant_overhead if weight_only else 1.0  # quantized weights, 16-bit matmuls
-    kv_per_token = cost.kv_bytes_per_token_layer(kv)
-    layers = cost.arch.num_layers
-    per_param = 2 * dequant  # FLOPs per active parameter and token
-    moe_floor = cost.moe_layers * rt.moe_layer_floor_us * 1e-6
 
-    def prefill_pass(tokens: float, positions: float) -> Phase:
-        key = (id(cost), kv.id, gpu.id, tp, precision, weight_only, rt.id, tokens, positions)
+    def __init__(self, cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, weight_only: bool,
+                 prompt_tokens: int, output_tokens: int, rt: RuntimeSpeed, usd_per_gpu_hour: float | None = None,
+                 *, cache: dict | None = None, chunk_tokens: int | None = None, pipeline: Pipeline | None = None):
+        self.cost, self.kv, self.gpu, self.tp, self.rt = cost, kv, gpu, tp, rt
+        self.prompt_tokens, self.output_tokens, self.usd_per_gpu_hour = prompt_tokens, output_tokens, usd_per_gpu_hour
+        self.cache = cache
+        precision = matmul_precision(gpu, activations)
+        if weight_only and rt.quantized_matmul_precision and getattr(gpu.dense_tflops, rt.quantized_matmul_precision):
+            precision, weight_only = rt.quantized_matmul_precision, False  # e.g. llama.cpp MMQ: INT8, no dequant pass
+        self.precision, self.weight_only = precision, weight_only
+        self.matmul = gpu.matmul_efficiency  # the best a matmul reaches on this GPU (knowledge/gpus.yaml)
+        self.peak_one = _peak_flops(gpu, precision)
+        best = self.peak_one * self.matmul * tp
+        self.prefill_eff = rt.prefill_efficiency or rt.compute_efficiency
+        cap = float("inf")  # what the runtime's own kernels reach, per GPU
+        if rt.max_matmul_tflops_per_sm and gpu.sm_count:
+            cap = rt.max_matmul_tflops_per_sm * gpu.sm_count * 1e12 * tp
+        elif rt.max_matmul_tflops:
+            cap = rt.max_matmul_tflops * 1e12 * tp
+        self.prefill_rate = min(best * self.prefill_eff, cap)
+        self.decode_rate = min(best * rt.compute_efficiency, cap)
+        self.half = rt.matmul_half_tokens
+        self.mem_eff = rt.memory_efficiency_hbm if gpu.hbm and rt.memory_efficiency_hbm else rt.memory_efficiency
+        self.bandwidth = gpu.memory_bandwidth_tbps * 1e12 * self.mem_eff * tp
+        self.dequant = 1 + rt.dequant_overhead if weight_only else 1.0  # quantized weights, 16-bit matmuls
+        self.kv_per_token = cost.kv_bytes_per_token_layer(kv)
+        self.layers = cost.arch.num_layers
+        self.per_param = 2 * self.dequant  # FLOPs per active parameter and token
+        self.moe_floor = cost.moe_layers * rt.moe_layer_floor_us * 1e-6
+        self.pipeline = pipeline
+        self.pp = pipeline.stages if pipeline is not None and pipeline.stages > 1 else 1
+        # decode at the average context over the generation
+        self.context = prompt_tokens + output_tokens / 2
+        self.kv_context = self.kv_per_token * cost.kv_token_layers(self.context)
+        self.layer_overhead = rt.step_overhead_per_layer_us * self.layers * 1e-6
+        self.chunk_size = chunk_tokens or rt.prefill_chunk_tokens
+        self.per_chunk = max(1, self.chunk_size // prompt_tokens)
+        # prefill: one prompt of P tokens (with pipeline stages: through each stage in turn, then the hops)
+        p = prompt_tokens
+        self.prefill = self._prefill_pass(p, p) if self.pp == 1 else self._with_hops(self._prefill_pass(p, p), p)
+        self._chunks: dict[int, Phase] = {}
+
+    def _prefill_pass(self, tokens: float, positions: float) -> Phase:
+        cost, cache, rt = self.cost, self.cache, self.rt
+        key = (id(cost), self.kv.id, self.gpu.id, self.tp, self.precision, self.weight_only, rt.id, tokens, positions)
         if cache is not None and key in cache:
             return cache[key]
-        compute = (_matmul_seconds(cost, tokens, per_param, prefill_rate, half)
-                   + cost.attention_flops(positions / 2, tokens) / prefill_rate)
-        phase = _phase(compute, (cost.weight_bytes_touched(tokens) + kv_per_token * tokens * layers) / bandwidth,
-                       _allreduce_seconds(arch, gpu, tp, tokens, rt), rt.prefill_overhead_ms / 1000 + moe_floor)
+        compute = (_matmul_seconds(cost, tokens, self.per_param, self.prefill_rate, self.half)
+                   + cost.attention_flops(positions / 2, tokens) / self.prefill_rate)
+        phase = _phase(compute,
+                       (cost.weight_bytes_touched(tokens) + self.kv_per_token * tokens * self.layers) / self.bandwidth,
+                       _allreduce_seconds(cost.arch, self.gpu, self.tp, tokens, rt),
+                       rt.prefill_overhead_ms / 1000 + self.moe_floor)
         if cache is not None:
             cache[key] = phase
         return phase
 
-    pp = pipeline.stages if pipeline is not None and pipeline.stages > 1 else 1
-
-    def with_hops(phase: Phase, tokens: float) -> Phase:
+    def _with_hops(self, phase: Phase, tokens: float) -> Phase:
         """A pass through every stage: the same pass plus the hops between nodes (pipeline parallelism only)."""
-        hops = pipeline.hops_seconds(arch, tokens)  # type: ignore[union-attr]
+        hops = self.pipeline.hops_seconds(self.cost.arch, tokens)  # type: ignore[union-attr]
         return construct(Phase, **{**phase.__dict__, "seconds": phase.seconds + hops,
                                    "comm_seconds": phase.comm_seconds + hops})
 
-    # prefill: one prompt of P tokens (with pipeline stages: through each stage in turn, then the hops)
-    p = prompt_tokens
-    prefill = prefill_pass(p, p) if pp == 1 else with_hops(prefill_pass(p, p), p)
+    def _chunk(self, together: int) -> Phase:
+        """One pass prefilling `together` prompts (the throughput's prefill share)."""
+        chunk = self._chunks.get(together)
+        if chunk is None:
+            p = self.prompt_tokens
+            chunk = self._prefill_pass(p * together, p)
+            if self.pp > 1:
+                chunk = self._with_hops(chunk, p * together)
+            self._chunks[together] = chunk
+        return chunk
 
-    # decode: one step for `concurrency` sequences at the average context over the generation. With pipeline stages,
-    # a micro-batch of b / m sequences passes all the layers (weights read in full), m = min(b, pp) in flight.
-    b = concurrency
-    micro = min(b, pp)
-    mb = b if micro == 1 else b / micro
-    context = prompt_tokens + output_tokens / 2
-    decode = _phase(_matmul_seconds(cost, mb, per_param, decode_rate, half)
-                    + cost.attention_flops(context, mb) / decode_rate,
-                    (cost.weight_bytes_touched(mb) + kv_per_token * cost.kv_token_layers(context) * mb) / bandwidth,
-                    _allreduce_seconds(arch, gpu, tp, mb, rt),
-                    (rt.step_overhead_ms + rt.step_overhead_per_seq_ms * b) / 1000 + moe_floor
-                    + rt.step_overhead_per_layer_us * layers * 1e-6)
-    if pp > 1:
-        decode = with_hops(decode, mb)
+    def at(self, concurrency: int, *, explain: bool = False) -> Performance:
+        """One replica serving `concurrency` requests: times in ms, tokens/s and USD per million output tokens (None
+        without a price). `explain` adds the assumptions in words (the search leaves them out of the hundreds of
+        options it only compares)."""
+        cost, rt, tp, pp = self.cost, self.rt, self.tp, self.pp
+        arch = cost.arch
+        output_tokens = self.output_tokens
+        prefill = self.prefill
+        # decode: one step for `concurrency` sequences at the average context over the generation. With pipeline
+        # stages, a micro-batch of b / m sequences passes all the layers (weights read in full), m = min(b, pp) in
+        # flight.
+        b = concurrency
+        micro = min(b, pp)
+        mb = b if micro == 1 else b / micro
+        decode_rate = self.decode_rate
+        decode = _phase(_matmul_seconds(cost, mb, self.per_param, decode_rate, self.half)
+                        + cost.attention_flops(self.context, mb) / decode_rate,
+                        (cost.weight_bytes_touched(mb) + self.kv_context * mb) / self.bandwidth,
+                        _allreduce_seconds(arch, self.gpu, tp, mb, rt),
+                        (rt.step_overhead_ms + rt.step_overhead_per_seq_ms * b) / 1000 + self.moe_floor
+                        + self.layer_overhead)
+        if pp > 1:
+            decode = self._with_hops(decode, mb)
 
-    # For throughput, prompts are prefilled together in passes of up to the runtime's prefill_chunk_tokens
-    # (knowledge/speed.yaml), one weight read per pass, as vLLM's max_num_batched_tokens and TensorRT-LLM's
-    # max_num_tokens do; TTFT above is one prompt alone.
-    chunk_size = chunk_tokens or rt.prefill_chunk_tokens
-    per_chunk = max(1, chunk_size // p)
-    together = min(per_chunk, b)
-    chunk = prefill_pass(p * together, p)
-    if pp > 1:
-        chunk = with_hops(chunk, p * together)
-    cycle = b * chunk.seconds / together + output_tokens * decode.seconds
-    throughput = b * output_tokens / cycle
-    # Time per output token under this load, as serving benchmarks measure it (after the first token): each decode
-    # step, plus the other sequences' prefill passes that interleave with a sequence's decoding - one each per
-    # cycle. The same figure the aggregate throughput implies, less the sequence's own prefill.
-    tpot = decode.seconds + (b - 1) * chunk.seconds / together / output_tokens
-    cost_per_million = None
-    if usd_per_gpu_hour:
-        cost_per_million = usd_per_gpu_hour * tp * pp / (throughput * 3600) * 1e6
-    assumptions: list[str] = []
-    if explain:
+        # For throughput, prompts are prefilled together in passes of up to the runtime's prefill_chunk_tokens
+        # (knowledge/speed.yaml), one weight read per pass, as vLLM's max_num_batched_tokens and TensorRT-LLM's
+        # max_num_tokens do; TTFT above is one prompt alone.
+        together = min(self.per_chunk, b)
+        chunk = self._chunk(together)
+        cycle = b * chunk.seconds / together + output_tokens * decode.seconds
+        throughput = b * output_tokens / cycle
+        # Time per output token under this load, as serving benchmarks measure it (after the first token): each
+        # decode step, plus the other sequences' prefill passes that interleave with a sequence's decoding - one
+        # each per cycle. The same figure the aggregate throughput implies, less the sequence's own prefill.
+        tpot = decode.seconds + (b - 1) * chunk.seconds / together / output_tokens
+        cost_per_million = None
+        usd = self.usd_per_gpu_hour
+        if usd:
+            cost_per_million = usd * tp * pp / (throughput * 3600) * 1e6
+        return construct(
+            Performance, ttft_ms=prefill.seconds * 1000,
+            tpot_ms=tpot * 1000,
+            decode_tokens_per_s=1 / decode.seconds,
+            throughput_tokens_per_s=throughput,
+            bound={"prefill": prefill.bound, "decode": decode.bound},
+            matmul_precision=self.precision,
+            peak_tflops=self.peak_one / 1e12,
+            cost_per_million_tokens=cost_per_million,
+            usd_per_gpu_hour=usd,
+            prefill=prefill,
+            decode=decode,
+            assumptions=self._assumptions(b, decode, micro, mb) if explain else [],
+        )
+
+    def _assumptions(self, b: int, decode: Phase, micro: int, mb: float) -> list[str]:
+        """The figures' assumptions in words."""
+        cost, rt, gpu, tp, pp, pipeline = self.cost, self.rt, self.gpu, self.tp, self.pp, self.pipeline
+        half = self.half
         typical = ", typical, not measured" if "matmul_efficiency" in gpu.unverified else ""
-        assumptions = [
-            f"matmuls at the {precision.upper()} peak of {peak_one / 1e12:,.0f} TFLOPS x "
-            f"{matmul:.0%} (best matmul on this GPU{typical}) x {prefill_eff:.0%} for prefill, "
+        return [
+            f"matmuls at the {self.precision.upper()} peak of {self.peak_one / 1e12:,.0f} TFLOPS x "
+            f"{self.matmul:.0%} (best matmul on this GPU{typical}) x {self.prefill_eff:.0%} for prefill, "
             f"{rt.compute_efficiency:.0%} for decode steps (runtime)"
             + (f"; a matmul of M tokens runs at M / (M + {half:g}) of that" if half else "")
-            + (f", +{rt.dequant_overhead:.0%} for weight dequantization" if dequant > 1 else ""),
-            f"bandwidth {gpu.memory_bandwidth_tbps} TB/s x {mem_eff:.0%} achievable"
+            + (f", +{rt.dequant_overhead:.0%} for weight dequantization" if self.dequant > 1 else ""),
+            f"bandwidth {gpu.memory_bandwidth_tbps} TB/s x {self.mem_eff:.0%} achievable"
             + (" (HBM)" if gpu.hbm and rt.memory_efficiency_hbm else ""),
-            f"decode reads the weights once per step and {b} sequence(s) of KV at {context:,.0f} tokens on average; "
-            f"{rt.step_overhead_ms:g} ms per step" + (f" + {rt.step_overhead_per_seq_ms:g} ms per sequence"
-                                                      if rt.step_overhead_per_seq_ms else ""),
+            f"decode reads the weights once per step and {b} sequence(s) of KV at {self.context:,.0f} tokens on "
+            f"average; {rt.step_overhead_ms:g} ms per step" + (f" + {rt.step_overhead_per_seq_ms:g} ms per sequence"
+                                                               if rt.step_overhead_per_seq_ms else ""),
             "TTFT is one prompt's prefill with no queueing; under load, requests also wait for each other",
             f"time per output token: a decode step of {b} sequence(s) ({decode.seconds * 1000:,.1f} ms) plus the "
             "other sequences' prompts prefilled between steps, spread over the output",
-            f"throughput interleaves prompts (prefilled together, up to {chunk_size:,} tokens a pass) "
+            f"throughput interleaves prompts (prefilled together, up to {self.chunk_size:,} tokens a pass) "
             "with the batch's decode steps (continuous batching)",
         ] + ([f"MoE experts as grouped GEMMs: {cost.top_k} of {cost.routed} experts per token, "
               f"at least {rt.moe_layer_floor_us:g} us per MoE layer and step"] if cost.routed else []) \
@@ -315,20 +363,20 @@ def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, we
               + f"; {pp - 1} hop(s) between nodes per pass, each {pipeline.latency_us:g} us + "  # type: ignore[union-attr]
               f"{pipeline.tensors:g} x hidden x 2 bytes per token at {pipeline.gbps:g} GB/s per GPU (no published "  # type: ignore[union-attr]
               "multi-node measurement backs these figures)"] if pp > 1 else [])
-    return construct(
-        Performance, ttft_ms=prefill.seconds * 1000,
-        tpot_ms=tpot * 1000,
-        decode_tokens_per_s=1 / decode.seconds,
-        throughput_tokens_per_s=throughput,
-        bound={"prefill": prefill.bound, "decode": decode.bound},
-        matmul_precision=precision,
-        peak_tflops=peak_one / 1e12,
-        cost_per_million_tokens=cost_per_million,
-        usd_per_gpu_hour=usd_per_gpu_hour,
-        prefill=prefill,
-        decode=decode,
-        assumptions=assumptions,
-    )
+
+
+def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, weight_only: bool,
+          prompt_tokens: int, output_tokens: int, concurrency: int, rt: RuntimeSpeed,
+          usd_per_gpu_hour: float | None = None, *, explain: bool = False, cache: dict | None = None,
+          chunk_tokens: int | None = None, pipeline: Pipeline | None = None) -> Performance:
+    """One replica of `tp` GPUs serving `concurrency` requests of `prompt_tokens` in, `output_tokens` out: the
+    :class:`SpeedModel` of the configuration at that concurrency (the arguments as there).
+
+    Returns times in ms, tokens/s and USD per million output tokens (None without a price). `explain` adds the
+    assumptions in words.
+    """
+    return SpeedModel(cost, kv, gpu, tp, activations, weight_only, prompt_tokens, output_tokens, rt, usd_per_gpu_hour,
+                      cache=cache, chunk_tokens=chunk_tokens, pipeline=pipeline).at(concurrency, explain=explain)
 
 
 def chunk_tokens_for(memory: RuntimeMemory, gpu: GPU, tp: int = 1) -> int | None:
