@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from advisor.decide.context import EndpointContext
 from advisor.decide.result import CheckpointUse
+from advisor.knowledge import derived
 from advisor.knowledge.schema import Candidate, Runtime
 
 
@@ -18,7 +19,21 @@ def gguf_outtype(cand: Candidate) -> str:
 
 
 def checkpoint_use(ctx: EndpointContext, cand: Candidate, runtime: Runtime) -> CheckpointUse:
-    """What the serve command loads for `cand` on `runtime`, and why (see :class:`CheckpointUse`)."""
+    """What the serve command loads for `cand` on `runtime`, and why (see :class:`CheckpointUse`). A pure function
+    of the model's names, the candidate and the runtime: one shared answer per combination (results never change it)."""
+    model = ctx.model
+    key = (model.id, model.repo, model.name, model.from_file, model.base_model, model.native.quantized, cand.id,
+           runtime.id)
+    cache = derived(ctx.k, "checkpoint-use", dict)
+    use = cache.get(key)
+    if use is None:
+        if len(cache) > 20_000:
+            cache.clear()
+        use = cache[key] = _checkpoint_use(ctx, cand, runtime)
+    return use
+
+
+def _checkpoint_use(ctx: EndpointContext, cand: Candidate, runtime: Runtime) -> CheckpointUse:
     model = ctx.model
     # what is served: the Hub repo or local folder; an uploaded config.json: the folder it came from (named)
     own = model.repo or (f"./{_short(model.name)}" if model.from_file and not model.id.endswith(".gguf") else model.id)

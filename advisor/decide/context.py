@@ -7,6 +7,7 @@ Everything is cached per endpoint: the search asks for the same weights at sever
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -119,10 +120,11 @@ class EndpointContext:
         self._overhead: dict[tuple, int] = {}
         self._visible: int | None = None
         self._util: dict[tuple[str, int], tuple[float, int]] = {}
-        self._phases: dict[tuple, object] = {}  # prefill passes by model cost, KV, runtime, TP and tokens
+        self._phases: dict[tuple, object] = {}  # prefill passes (but their KV bytes) by model cost, runtime, TP and tokens
         self._speed_ranges: dict | None = None
         self._chunks: dict[tuple[str, int], int | None] = {}  # prompt tokens per pass, by runtime and TP
         self._loaded: dict[tuple[str, str, int], int] = {}
+        self._fit_base: dict[tuple, tuple[int, int, int, float, int]] = {}
         self.fits: dict[tuple, object] = {}  # MemoryFit by candidate, KV, runtime, TP and concurrency (gates.memory_fit)
         self._speeds: dict[tuple, Performance] = {}
         self._speed_models: dict[tuple, SpeedModel] = {}
@@ -189,6 +191,15 @@ class EndpointContext:
             signatures.clear()
             self._gate_sig = signatures.setdefault(sig, 0)
         self.static_rules = [cr for cr in self.rules if cr.static]
+        # numbered from a counter that never repeats, so either table may be cleared on its own
+        words_sigs, numbers = derived(k, "words-signatures", lambda: ({}, itertools.count()))
+        if len(words_sigs) > 50_000:
+            words_sigs.clear()
+        sig = (self.model_key, tuple(cr.key for cr in self.static_rules))
+        self._words_sig = words_sigs.get(sig)
+        if self._words_sig is None:
+            self._words_sig = words_sigs[sig] = next(numbers)
+        self._words: dict[tuple, StaticVerdict] = derived(k, "words", dict)
         self.late_rejects = any(not cr.static and cr.rule.effect.reject for cr in self.rules)
         self.cost_stop_ratio = _cost_stop_ratio(k.priorities[shape.priority])
 
@@ -290,6 +301,17 @@ class EndpointContext:
             self._loaded[key] = self.weights(cand).loaded_per_gpu(runtime, self.gpu, tp, pp)
         return self._loaded[key]
 
+    def fit_base(self, cand: Candidate, runtime: Runtime, tp: int, pp: int = 1) -> tuple[int, int, int, float, int]:
+        """What a memory fit takes that does not depend on the KV format or the requests held: (checkpoint bytes,
+        one GPU's loaded weights, the GPU's visible bytes, the runtime's memory fraction, its non-torch bytes)."""
+        key = (cand.id, runtime.id, tp, pp)
+        base = self._fit_base.get(key)
+        if base is None:
+            util, non_torch = self.utilization(runtime, tp, pp)
+            base = self._fit_base[key] = (self.weights(cand).checkpoint_bytes, self.loaded(cand, runtime, tp, pp),
+                                          self.visible_bytes(), util, non_torch)
+        return base
+
     def visible_bytes(self) -> int:
         """What the runtime sees as one GPU's total (gpus.yaml visible_gib, or less the driver's reserve)."""
         if self._visible is None:
@@ -318,20 +340,20 @@ class EndpointContext:
             perf = self._speeds.get(key)
             if perf is not None:
                 return perf
-        perf = self.speed_model(cand, kv, runtime, tp, pp).at(concurrency, explain=explain)
+        perf = self.speed_model(cand, runtime, tp, pp).at(kv, concurrency, explain=explain)
         if explain:
             return with_bands(perf, self.k.decision)
         self._speeds[key] = perf
         return perf
 
-    def speed_model(self, cand: Candidate, kv: KVFormat, runtime: Runtime, tp: int, pp: int = 1) -> SpeedModel:
-        """The configuration's :class:`SpeedModel` on this endpoint's workload (cached: the concurrencies the search
-        tries share its setup and one prompt's prefill)."""
-        key = (cand.id, kv.id, runtime.id, tp, pp)
+    def speed_model(self, cand: Candidate, runtime: Runtime, tp: int, pp: int = 1) -> SpeedModel:
+        """The :class:`SpeedModel` of these weights on `runtime` and `tp` x `pp` GPUs for this endpoint's workload
+        (cached: the KV formats and concurrencies the search tries share its setup and passes)."""
+        key = (cand.id, runtime.id, tp, pp)
         model = self._speed_models.get(key)
         if model is None:
             model = self._speed_models[key] = SpeedModel(
-                self.weights(cand).cost, kv, self.gpu, tp, self.activations(cand),
+                self.weights(cand).cost, self.gpu, tp, self.activations(cand),
                 cand.weight_only and cand.tier < 16, self.shape.prompt_tokens, self.shape.output_tokens,
                 self._speed_rows[runtime.id], self.price, cache=self._phases,
                 chunk_tokens=self._chunk_tokens(runtime, tp), pipeline=self.pipeline(pp))
@@ -418,8 +440,16 @@ class EndpointContext:
         return facts
 
     def words(self, facts: dict) -> StaticVerdict:
-        """Every static rule that fires on a deployment: its fired list, notes and runtime flags."""
-        return apply_static(self.k, self.static_rules, facts)
+        """Every static rule that fires on a deployment: its fired list, notes and runtime flags. Static rules read
+        only the static facts, so the answer is one per candidate, KV format and runtime, shared across requests
+        whose static rules reduced to the same conditions for the same model (as :meth:`verdict` is)."""
+        shared_key = (self._words_sig, facts["cand.id"], facts["kv.id"], facts["runtime.id"])
+        verdict = self._words.get(shared_key)
+        if verdict is None:
+            if len(self._words) > 50_000:
+                self._words.clear()
+            verdict = self._words[shared_key] = apply_static(self.k, self.static_rules, facts)
+        return verdict
 
     def _served(self, runtime_id: str) -> tuple[list[str], list[str]]:
         return self._served_table[runtime_id]

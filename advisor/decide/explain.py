@@ -196,11 +196,13 @@ def claims(ctx: EndpointContext, pick: Deployment, shown: Sequence[Deployment], 
         if not (e.favours or e.disfavours) or not any(cr.check(f) for f in relevant):
             continue
         on_pick = cr.check(relevant[0])
-        fires = [d for d, f in zip(pool, facts, strict=True) if cr.check(f)]
+        hits = [cr.check(f) for f in facts]
+        fires = [d for d, hit in zip(pool, hits, strict=True) if hit]
         if cr.versus is not None:
-            others = [d for d, f in zip(pool, facts, strict=True) if cr.versus(f) and not cr.check(f)]
+            versus = cr.versus
+            others = [d for d, f, hit in zip(pool, facts, hits, strict=True) if not hit and versus(f)]
         else:
-            others = [d for d, f in zip(pool, facts, strict=True) if not cr.check(f)]
+            others = [d for d, hit in zip(pool, hits, strict=True) if not hit]
         if not fires or not others:
             continue
         for words_key, better in [(m, True) for m in e.favours] + [(m, False) for m in e.disfavours]:

@@ -183,17 +183,14 @@ def memory_fit(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Run
 
 def _memory_fit(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Runtime, tp: int,
                 concurrency: int, pp: int = 1) -> MemoryFit:
-    w = ctx.weights(cand)
-    w_gpu = ctx.loaded(cand, runtime, tp, pp)
+    checkpoint, w_gpu, capacity, util, non_torch = ctx.fit_base(cand, runtime, tp, pp)
     overhead = ctx.overhead(runtime, tp, concurrency, pp)
-    capacity = ctx.visible_bytes()
-    util, non_torch = ctx.utilization(runtime, tp, pp)
     budget = memory.kv_budget_per_gpu(runtime.memory, capacity, w_gpu, overhead, util, non_torch)
     per_seq = ctx.kv_per_sequence(kv, tp, pp=pp)
     kv_gpu = per_seq * concurrency
     headroom = max(0, capacity - w_gpu - overhead - max(budget, 0))
     return construct(
-        MemoryFit, weights_bytes=w.checkpoint_bytes, weights_bytes_per_gpu=w_gpu, kv_bytes_per_gpu=kv_gpu,
+        MemoryFit, weights_bytes=checkpoint, weights_bytes_per_gpu=w_gpu, kv_bytes_per_gpu=kv_gpu,
         overhead_bytes_per_gpu=overhead + headroom, capacity_bytes_per_gpu=capacity,
         kv_budget_bytes_per_gpu=budget, gpus=tp * pp, fits=budget >= 0 and kv_gpu <= budget,
         max_concurrency=max(0, budget) // per_seq if per_seq else 0, max_context=None, utilization=util,

@@ -12,8 +12,10 @@ from advisor.decide.checkpoint import checkpoint_use
 from advisor.decide.context import EndpointContext
 from advisor.decide.result import Deployment, KVOption, LadderStep, Layout, NearMiss, WeightsInfo
 from advisor.decide.search import MemoryMiss, Outcome, build_deployment
+from advisor.fastmodel import construct
 from advisor.knowledge.schema import Candidate
 from advisor.physics import memory
+from advisor.physics.performance import Performance, bands
 
 GPU_COUNTS = (1, 2, 4, 8, 16, 32, 64)
 MAX_NODES = 16  # the request's limit (advisor/intake/request.py)
@@ -38,11 +40,12 @@ def notation(ctx: EndpointContext, candidate: str, kv: str) -> str:
 def finish(ctx: EndpointContext, dep: Deployment) -> Deployment:
     """Add what only shown deployments need: the speed model's assumptions in words and the longest context."""
     if not dep.performance.assumptions:
-        cand, kv, runtime = ctx.k.candidates[dep.candidate], ctx.k.kv_formats[dep.kv], ctx.k.runtimes[dep.runtime]
-        perf = ctx.speed(cand, kv, runtime, dep.layout.tensor_parallel, dep.concurrency, explain=True,
-                         pp=dep.layout.pipeline_parallel)
-        dep.performance = dep.performance.model_copy(update={"assumptions": perf.assumptions,
-                                                             "bands_pct": perf.bands_pct})
+        perf = dep.performance
+        model = ctx.speed_model(ctx.k.candidates[dep.candidate], ctx.k.runtimes[dep.runtime],
+                                dep.layout.tensor_parallel, dep.layout.pipeline_parallel)
+        dep.performance = construct(Performance, **{**perf.__dict__,
+                                                    "assumptions": model.assumptions(dep.concurrency, perf.decode),
+                                                    "bands_pct": bands(ctx.k.decision)})
     if dep.memory.kv_pool_tokens is None:
         runtime, kv = ctx.k.runtimes[dep.runtime], ctx.k.kv_formats[dep.kv]
         pool = memory.kv_pool_tokens(ctx.arch, kv, dep.memory.kv_budget_bytes_per_gpu, dep.layout.tensor_parallel,

@@ -533,9 +533,15 @@ def max_context(
     """The longest context (<= ``limit``) at which ``concurrency`` sequences fit in ``budget``."""
     if budget <= 0:
         return 0
+    # kv_bytes_per_sequence with what does not depend on the context worked out once (the same arithmetic)
+    per_layer = kv_bytes_per_token_layer(arch, kv, tensor_parallel)
+    state = state_bytes_per_sequence(arch, tensor_parallel)
+    windows = arch.window_counts
+    share = stage_layer_share(arch.num_layers, pipeline_parallel) if pipeline_parallel > 1 else None
 
     def fits(c: int) -> bool:
-        return concurrency * kv_bytes_per_sequence(arch, kv, c, tensor_parallel, pipeline_parallel) <= budget
+        whole = math.ceil(sum((c if w is None else min(c, w)) * n for w, n in windows) * per_layer) + state
+        return concurrency * (whole if share is None else math.ceil(whole * share)) <= budget
 
     if fits(limit):
         return limit

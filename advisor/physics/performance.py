@@ -22,8 +22,8 @@ plus the runtime's fixed per-step cost and, under tensor parallelism, the all-re
   sequence: its prefill is the single-node prefill at tp plus the hops with the prompt's activations.
 
 :class:`ModelCost` holds what depends only on the model and its weight layout, so the decision search
-computes it once per weight scheme; :class:`SpeedModel` holds one configuration (GPU count, runtime, KV format,
-workload) and gives its speed at each concurrency the search tries. All pure functions; constants come from
+computes it once per weight scheme; :class:`SpeedModel` holds one configuration (weights, runtime, GPU count,
+workload) and gives its speed with each KV format and at each concurrency the search tries. All pure functions; constants come from
 knowledge/speed.yaml and knowledge/gpus.yaml.
 """
 
@@ -191,21 +191,21 @@ class Pipeline:
 
 
 class SpeedModel:
-    """The speed of one configuration at any concurrency: a replica of `tp` GPUs (with `pipeline`, of
+    """The speed of one configuration at any KV format and concurrency: a replica of `tp` GPUs (with `pipeline`, of
     `pipeline.stages` stages of `tp` GPUs each) serving requests of `prompt_tokens` in and `output_tokens` out
-    (module docstring). Everything that does not depend on the concurrency - the rates, the bandwidth, one
-    prompt's prefill (TTFT) - is worked out once here; :meth:`at` adds the decode step and the interleaved prefill
-    passes of `concurrency` requests, so the search's concurrency ladder costs one setup per configuration.
+    (module docstring). What depends on neither - the rates, the bandwidth, each pass's matmuls, attention FLOPs
+    and all-reduces - is worked out once; the KV format only adds the bytes its cache moves. So the search's KV
+    formats and concurrency ladder share one setup per weights, runtime and GPU count; :meth:`at` gives one point.
 
     `chunk_tokens` is the runtime's prompt tokens per pass on this GPU (default: speed.yaml prefill_chunk_tokens);
-    `cache` (optional) keeps prefill passes between models of the same model cost, KV format, GPU and runtime
-    (the search passes one dict per endpoint).
+    `cache` (optional) keeps the passes' KV-independent parts between models of the same model cost, GPU and
+    runtime (the search passes one dict per endpoint).
     """
 
-    def __init__(self, cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, weight_only: bool,
+    def __init__(self, cost: ModelCost, gpu: GPU, tp: int, activations: str, weight_only: bool,
                  prompt_tokens: int, output_tokens: int, rt: RuntimeSpeed, usd_per_gpu_hour: float | None = None,
                  *, cache: dict | None = None, chunk_tokens: int | None = None, pipeline: Pipeline | None = None):
-        self.cost, self.kv, self.gpu, self.tp, self.rt = cost, kv, gpu, tp, rt
+        self.cost, self.gpu, self.tp, self.rt = cost, gpu, tp, rt
         self.prompt_tokens, self.output_tokens, self.usd_per_gpu_hour = prompt_tokens, output_tokens, usd_per_gpu_hour
         self.cache = cache
         precision = matmul_precision(gpu, activations)
@@ -227,7 +227,6 @@ class SpeedModel:
         self.mem_eff = rt.memory_efficiency_hbm if gpu.hbm and rt.memory_efficiency_hbm else rt.memory_efficiency
         self.bandwidth = gpu.memory_bandwidth_tbps * 1e12 * self.mem_eff * tp
         self.dequant = 1 + rt.dequant_overhead if weight_only else 1.0  # quantized weights, 16-bit matmuls
-        self.kv_per_token = cost.kv_bytes_per_token_layer(kv)
         self.layers = cost.arch.num_layers
         self.per_param = 2 * self.dequant  # FLOPs per active parameter and token
         self.moe_floor = cost.moe_layers * rt.moe_layer_floor_us * 1e-6
@@ -235,28 +234,52 @@ class SpeedModel:
         self.pp = pipeline.stages if pipeline is not None and pipeline.stages > 1 else 1
         # decode at the average context over the generation
         self.context = prompt_tokens + output_tokens / 2
-        self.kv_context = self.kv_per_token * cost.kv_token_layers(self.context)
+        self.token_layers = cost.kv_token_layers(self.context)
         self.layer_overhead = rt.step_overhead_per_layer_us * self.layers * 1e-6
         self.chunk_size = chunk_tokens or rt.prefill_chunk_tokens
         self.per_chunk = max(1, self.chunk_size // prompt_tokens)
-        # prefill: one prompt of P tokens (with pipeline stages: through each stage in turn, then the hops)
-        p = prompt_tokens
-        self.prefill = self._prefill_pass(p, p) if self.pp == 1 else self._with_hops(self._prefill_pass(p, p), p)
-        self._chunks: dict[int, Phase] = {}
+        self._kv: dict[str, float] = {}  # KV format -> bytes one token adds to one layer
+        self._passes: dict[tuple[float, float], tuple[float, float, float, float]] = {}
+        self._prefills: dict[tuple[str, float, float], Phase] = {}
+        self._steps: dict[float, tuple[float, float, float]] = {}
 
-    def _prefill_pass(self, tokens: float, positions: float) -> Phase:
-        cost, cache, rt = self.cost, self.cache, self.rt
-        key = (id(cost), self.kv.id, self.gpu.id, self.tp, self.precision, self.weight_only, rt.id, tokens, positions)
-        if cache is not None and key in cache:
-            return cache[key]
-        compute = (_matmul_seconds(cost, tokens, self.per_param, self.prefill_rate, self.half)
-                   + cost.attention_flops(positions / 2, tokens) / self.prefill_rate)
-        phase = _phase(compute,
-                       (cost.weight_bytes_touched(tokens) + self.kv_per_token * tokens * self.layers) / self.bandwidth,
-                       _allreduce_seconds(cost.arch, self.gpu, self.tp, tokens, rt),
-                       rt.prefill_overhead_ms / 1000 + self.moe_floor)
-        if cache is not None:
-            cache[key] = phase
+    def _kv_bytes(self, kv: KVFormat) -> float:
+        per = self._kv.get(kv.id)
+        if per is None:
+            per = self._kv[kv.id] = self.cost.kv_bytes_per_token_layer(kv)
+        return per
+
+    def _pass_parts(self, tokens: float, positions: float) -> tuple[float, float, float, float]:
+        """A prefill pass's compute seconds, weight bytes read, all-reduce seconds and fixed overhead: all but the
+        KV bytes it writes."""
+        parts = self._passes.get((tokens, positions))
+        if parts is None:
+            cost, rt, cache = self.cost, self.rt, self.cache
+            key = (id(cost), self.gpu.id, self.tp, self.precision, self.weight_only, rt.id, tokens, positions)
+            parts = cache.get(key) if cache is not None else None
+            if parts is None:
+                compute = (_matmul_seconds(cost, tokens, self.per_param, self.prefill_rate, self.half)
+                           + cost.attention_flops(positions / 2, tokens) / self.prefill_rate)
+                parts = (compute, cost.weight_bytes_touched(tokens),
+                         _allreduce_seconds(cost.arch, self.gpu, self.tp, tokens, rt),
+                         rt.prefill_overhead_ms / 1000 + self.moe_floor)
+                if cache is not None:
+                    cache[key] = parts
+            self._passes[(tokens, positions)] = parts
+        return parts
+
+    def _prefill_pass(self, kv: KVFormat, tokens: float, positions: float) -> Phase:
+        """`tokens` prompt tokens in one pass, attending to `positions` / 2 on average; through every stage with its
+        hops under pipeline parallelism."""
+        key = (kv.id, tokens, positions)
+        phase = self._prefills.get(key)
+        if phase is None:
+            compute, weight_bytes, comm, overhead = self._pass_parts(tokens, positions)
+            phase = _phase(compute, (weight_bytes + self._kv_bytes(kv) * tokens * self.layers) / self.bandwidth,
+                           comm, overhead)
+            if self.pp > 1:
+                phase = self._with_hops(phase, tokens)
+            self._prefills[key] = phase
         return phase
 
     def _with_hops(self, phase: Phase, tokens: float) -> Phase:
@@ -265,36 +288,37 @@ class SpeedModel:
         return construct(Phase, **{**phase.__dict__, "seconds": phase.seconds + hops,
                                    "comm_seconds": phase.comm_seconds + hops})
 
-    def _chunk(self, together: int) -> Phase:
-        """One pass prefilling `together` prompts (the throughput's prefill share)."""
-        chunk = self._chunks.get(together)
-        if chunk is None:
-            p = self.prompt_tokens
-            chunk = self._prefill_pass(p * together, p)
-            if self.pp > 1:
-                chunk = self._with_hops(chunk, p * together)
-            self._chunks[together] = chunk
-        return chunk
+    def _step_parts(self, mb: float) -> tuple[float, float, float]:
+        """A decode step's compute seconds, weight bytes read and all-reduce seconds for a micro-batch of `mb`."""
+        parts = self._steps.get(mb)
+        if parts is None:
+            cost, decode_rate = self.cost, self.decode_rate
+            parts = self._steps[mb] = (
+                _matmul_seconds(cost, mb, self.per_param, decode_rate, self.half)
+                + cost.attention_flops(self.context, mb) / decode_rate,
+                cost.weight_bytes_touched(mb),
+                _allreduce_seconds(cost.arch, self.gpu, self.tp, mb, self.rt))
+        return parts
 
-    def at(self, concurrency: int, *, explain: bool = False) -> Performance:
-        """One replica serving `concurrency` requests: times in ms, tokens/s and USD per million output tokens (None
-        without a price). `explain` adds the assumptions in words (the search leaves them out of the hundreds of
-        options it only compares)."""
-        cost, rt, tp, pp = self.cost, self.rt, self.tp, self.pp
-        arch = cost.arch
+    def at(self, kv: KVFormat, concurrency: int, *, explain: bool = False) -> Performance:
+        """One replica serving `concurrency` requests with a `kv` cache: times in ms, tokens/s and USD per million
+        output tokens (None without a price). `explain` adds the assumptions in words (the search leaves them out
+        of the hundreds of options it only compares)."""
+        rt, tp, pp = self.rt, self.tp, self.pp
         output_tokens = self.output_tokens
-        prefill = self.prefill
+        # prefill: one prompt of P tokens (with pipeline stages: through each stage in turn, then the hops)
+        p = self.prompt_tokens
+        prefill = self._prefill_pass(kv, p, p)
         # decode: one step for `concurrency` sequences at the average context over the generation. With pipeline
         # stages, a micro-batch of b / m sequences passes all the layers (weights read in full), m = min(b, pp) in
         # flight.
         b = concurrency
         micro = min(b, pp)
         mb = b if micro == 1 else b / micro
-        decode_rate = self.decode_rate
-        decode = _phase(_matmul_seconds(cost, mb, self.per_param, decode_rate, self.half)
-                        + cost.attention_flops(self.context, mb) / decode_rate,
-                        (cost.weight_bytes_touched(mb) + self.kv_context * mb) / self.bandwidth,
-                        _allreduce_seconds(arch, self.gpu, tp, mb, rt),
+        compute, weight_bytes, comm = self._step_parts(mb)
+        decode = _phase(compute,
+                        (weight_bytes + self._kv_bytes(kv) * self.token_layers * mb) / self.bandwidth,
+                        comm,
                         (rt.step_overhead_ms + rt.step_overhead_per_seq_ms * b) / 1000 + self.moe_floor
                         + self.layer_overhead)
         if pp > 1:
@@ -304,7 +328,7 @@ class SpeedModel:
         # (knowledge/speed.yaml), one weight read per pass, as vLLM's max_num_batched_tokens and TensorRT-LLM's
         # max_num_tokens do; TTFT above is one prompt alone.
         together = min(self.per_chunk, b)
-        chunk = self._chunk(together)
+        chunk = self._prefill_pass(kv, p * together, p)
         cycle = b * chunk.seconds / together + output_tokens * decode.seconds
         throughput = b * output_tokens / cycle
         # Time per output token under this load, as serving benchmarks measure it (after the first token): each
@@ -327,12 +351,15 @@ class SpeedModel:
             usd_per_gpu_hour=usd,
             prefill=prefill,
             decode=decode,
-            assumptions=self._assumptions(b, decode, micro, mb) if explain else [],
+            assumptions=self.assumptions(b, decode) if explain else [],
         )
 
-    def _assumptions(self, b: int, decode: Phase, micro: int, mb: float) -> list[str]:
-        """The figures' assumptions in words."""
+    def assumptions(self, concurrency: int, decode: Phase) -> list[str]:
+        """The assumptions behind :meth:`at` `concurrency` in words; `decode` is that point's decode step."""
         cost, rt, gpu, tp, pp, pipeline = self.cost, self.rt, self.gpu, self.tp, self.pp, self.pipeline
+        b = concurrency
+        micro = min(b, pp)
+        mb = b if micro == 1 else b / micro
         half = self.half
         typical = ", typical, not measured" if "matmul_efficiency" in gpu.unverified else ""
         return [
@@ -375,8 +402,8 @@ def speed(cost: ModelCost, kv: KVFormat, gpu: GPU, tp: int, activations: str, we
     Returns times in ms, tokens/s and USD per million output tokens (None without a price). `explain` adds the
     assumptions in words.
     """
-    return SpeedModel(cost, kv, gpu, tp, activations, weight_only, prompt_tokens, output_tokens, rt, usd_per_gpu_hour,
-                      cache=cache, chunk_tokens=chunk_tokens, pipeline=pipeline).at(concurrency, explain=explain)
+    return SpeedModel(cost, gpu, tp, activations, weight_only, prompt_tokens, output_tokens, rt, usd_per_gpu_hour,
+                      cache=cache, chunk_tokens=chunk_tokens, pipeline=pipeline).at(kv, concurrency, explain=explain)
 
 
 def chunk_tokens_for(memory: RuntimeMemory, gpu: GPU, tp: int = 1) -> int | None:
@@ -390,8 +417,12 @@ def chunk_tokens_for(memory: RuntimeMemory, gpu: GPU, tp: int = 1) -> int | None
 def with_bands(perf: Performance, decision: dict) -> Performance:
     """`perf` with its +/- bands: prefill (TTFT), decode (time per token) and throughput (tokens/s in all, and the
     cost that follows), from decision.yaml speed-band-*-pct (the held-out error of scripts/fit_speed.py)."""
-    bands = {name: decision[f"speed-band-{name}-pct"].value for name in ("prefill", "decode", "throughput")}
-    return perf.model_copy(update={"bands_pct": bands})
+    return perf.model_copy(update={"bands_pct": bands(decision)})
+
+
+def bands(decision: dict) -> dict[str, float]:
+    """The +/- percent band of each regime: prefill, decode, throughput (decision.yaml speed-band-*-pct)."""
+    return {name: decision[f"speed-band-{name}-pct"].value for name in ("prefill", "decode", "throughput")}
 
 
 def band_text(value: float, pct: float | None, unit: str, digits: int = 0) -> str:
