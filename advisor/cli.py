@@ -137,6 +137,9 @@ def build_parser() -> Parser:
 def _add_request_flags(parser: argparse.ArgumentParser, *, gpu_required: bool) -> None:
     """The flags of one request with one endpoint (recommend, gpus)."""
     parser.add_argument("--model", required=True, help="catalog id, any Hugging Face repo id (owner/name; HF_TOKEN for gated repos, HF_HUB_OFFLINE=1 reads only the cache), a local checkpoint folder, a config.json path or a local .gguf file")
+    parser.add_argument("--model-revision", metavar="REV",
+                        help="the model repo's Hub branch, tag or commit to plan and serve (default: its main branch); "
+                        "the serve commands pin it and validation results are judged against it")
     if gpu_required:
         parser.add_argument("--gpu", required=True, metavar="GPU",
                             help="GPU id (see: list gpus), or 'custom' with the --gpu-* flags below")
@@ -209,6 +212,7 @@ def _recommend_request(args: argparse.Namespace) -> Request:
     unacceptable = [m.strip() for m in (args.unacceptable or "").split(",") if m.strip()]
     fields = {
         "model": args.model,
+        "model_revision": args.model_revision,
         # the GPU picker (no --gpu flag) tries every GPU itself; an empty --gpu is refused below, not defaulted
         "gpu": getattr(args, "gpu", "h100-sxm"),
         "gpus": getattr(args, "gpus", 1),
@@ -300,6 +304,7 @@ CLI_NAMES = {
     "custom_gpu": "--gpu-cc",
     "host_memory_gib": "--host-memory-gib",
     "host_memory_bandwidth_gbps": "--host-memory-bandwidth",
+    "model_revision": "--model-revision",
 }
 
 
@@ -315,6 +320,9 @@ def _cli_field(exc: ValidationError) -> tuple[str, str]:
     message = err["msg"].removeprefix("Value error, ")
     if isinstance(err.get("input"), dict | list) or not err.get("loc"):  # a whole object: its values say nothing
         return name, message
+    if err.get("type") == "string_pattern_mismatch" and loc == "model_revision":
+        return name, ("a revision is a Hub branch, tag or commit: letters, digits and . _ / - only, got "
+                      f"{shown(err.get('input'))}")
     if err.get("type") == "string_pattern_mismatch" and loc.endswith("compute_capability"):
         return name, f"a compute capability is major.minor, e.g. 8.9, got {shown(err.get('input'))}"
     return name, f"{message[:1].lower() + message[1:]}, got {shown(err.get('input'))}"

@@ -178,7 +178,7 @@ def recommend(request: Request, knowledge: Knowledge | None = None, detail: bool
     elif request.custom_model is not None:
         model = model_from_config(request.custom_model, name=request.model, where=f"config.json of {request.model}")
     else:
-        model = resolve_model(k, request.model, field="model")
+        model = resolve_model(k, request.model, field="model", revision=request.model_revision)
     gpu = resolve_gpu(request, k)
     results = []
     for endpoint in request.endpoints:

@@ -52,7 +52,8 @@ def pick_gpus(
     if len(request.endpoints) != 1:
         raise AdvisorInputError("endpoints", "the GPU picker takes one endpoint")
     model = (model_from_config(request.custom_model, name=request.model, where=f"config.json of {request.model}")
-             if request.custom_model is not None else resolve_model(k, request.model, field="model"))
+             if request.custom_model is not None else resolve_model(k, request.model, field="model",
+                                                                             revision=request.model_revision))
     # No candidate stores a weight in fewer bits than the smallest scheme in the catalog (IQ2_M's 2.93), nor a
     # published checkpoint in fewer bytes than it has: a count whose memory cannot hold that is not searched.
     used = {c.weights for c in k.candidates.values()}

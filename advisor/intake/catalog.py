@@ -60,9 +60,12 @@ def _catalog_match(knowledge: Knowledge, text: str) -> str | None:
     return tails[0] if len(tails) == 1 else None
 
 
-def resolve_model(knowledge: Knowledge, text: str, field: str = "--model") -> ResolvedModel:
+def resolve_model(knowledge: Knowledge, text: str, field: str = "--model", revision: str | None = None
+                  ) -> ResolvedModel:
     """A catalog id (case-insensitive, or just the part after the '/'), a path to a config.json, or any Hugging
-    Face repo id (advisor.intake.hub: config, quantization metadata, card and safetensors headers)."""
+    Face repo id (advisor.intake.hub: config, quantization metadata, card and safetensors headers). `revision`: the
+    Hub revision to read a repo at (a catalog model's architecture is the one on file; the revision only pins what
+    is served); a local file or folder has none (AdvisorInputError on `model_revision`)."""
     text = (text or "").strip()
     if not text:
         raise AdvisorInputError(field, "a model is required", choices=list(knowledge.models))
@@ -86,7 +89,7 @@ def resolve_model(knowledge: Knowledge, text: str, field: str = "--model") -> Re
 
     if not LOCAL_FILES.get():  # a web request: the server's own files are never read (nor probed)
         if hub.REPO_ID.match(text) and not text.lower().endswith((".json", ".gguf")):
-            return hub.resolve_hub_model(text, field=field)
+            return hub.resolve_hub_model(text, revision=revision, field=field)
         raise AdvisorInputError(field, f"{shown(text)} is not a catalog model nor a Hugging Face repo id "
                                 "(owner/name); files on the server are not read here: upload the config.json",
                                 value=text, choices=list(knowledge.models))
@@ -95,9 +98,12 @@ def resolve_model(knowledge: Knowledge, text: str, field: str = "--model") -> Re
     except OSError as exc:  # a name too long for the file system, a loop of links, no permission
         raise AdvisorInputError(field, f"cannot read {shown(text)}: {exc.strerror or exc}") from None
     if local is not None:
+        if revision is not None:
+            raise AdvisorInputError("model_revision", f"{shown(revision)} is a Hub revision; {shown(text)} is a local "
+                                    "file or folder, which has none: leave the revision out")
         return local
     if hub.looks_like_repo_id(text):
-        return hub.resolve_hub_model(text, field=field)
+        return hub.resolve_hub_model(text, revision=revision, field=field)
     raise AdvisorInputError(
         field, f"{shown(text)} is not a catalog model, a Hugging Face repo id (owner/name), a checkpoint folder, a "
         "config.json path nor a .gguf file",

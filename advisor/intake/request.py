@@ -105,6 +105,9 @@ class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     model: str = Field(min_length=1, max_length=1024)  # catalog id, repo id, path, or `custom_model`'s name
+    # the Hub revision (branch, tag or commit) of the model's repo to plan and serve; None: the repo's default branch.
+    # It pins what the serve commands load and what validation results were measured on (a changed one: retest).
+    model_revision: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
     custom_model: dict[str, Any] | None = None  # an uploaded config.json's fields; travels with the plan
     gpu: str = Field(min_length=1, max_length=64)  # a knowledge/gpus.yaml id, or "custom" with `custom_gpu`
     custom_gpu: CustomGPU | None = None
@@ -131,6 +134,13 @@ class Request(BaseModel):
         if duplicates:
             raise ValueError(f"endpoint names must be unique; repeated: {', '.join(duplicates)}")
         return endpoints
+
+    @field_validator("model_revision")
+    @classmethod
+    def _revision_is_a_name(cls, value: str | None) -> str | None:
+        if value is not None and (".." in value or value.endswith(("/", ".lock"))):
+            raise ValueError("a revision is a branch, tag or commit name (no '..', no trailing '/' or '.lock')")
+        return value
 
     @model_validator(mode="after")
     def _runtime_not_blank(self) -> Request:

@@ -360,7 +360,7 @@ class RuntimeMemory(Frozen):
 class ServeTemplate(Frozen):
     """How to start the runtime. Each flag template is added when its placeholders have values:
     {checkpoint} {gpus} {context} {total_context} {concurrency} {utilization} {kv_flag} {quant_flag}
-    {prompt_tokens}."""
+    {prompt_tokens} {revision}."""
 
     command: str
     hub_command: str | None = None  # the command for a published checkpoint fetched by repo id, if it differs

@@ -190,6 +190,8 @@ def runtime_commands(
     arch: Architecture | None = None,
     pipeline_parallel: int = 1,
     nodes: int = 1,
+    revision: str | None = None,
+    revision_of: str | None = None,
 ) -> RuntimeCommands:
     """The serve command for one deployment: `gpus` tensor-parallel GPUs per replica, `replicas` data-parallel
     copies, `concurrency` requests per replica (default: the endpoint's), `checkpoint` what the deployment loads
@@ -197,10 +199,12 @@ def runtime_commands(
     fraction the deployment's memory budget assumed (default: the runtime's), `arch` the model's architecture (for
     the recipe's ignore list). Over `nodes` nodes: with `pipeline_parallel` stages (one per node), the runtime's
     multi-node commands for every node (knowledge/runtimes.yaml multinode); without, one server per node holding its
-    share of the replicas, behind a load balancer."""
+    share of the replicas, behind a load balancer. `revision`: the Hub revision of the repo `revision_of` (default
+    `model_id`), passed to the runtimes that take one (their `revision` flag) when the command loads that repo, not
+    another repo (a published checkpoint, the base model) or a converted file."""
     if nodes > 1 and pipeline_parallel <= 1 and replicas % nodes == 0:
         one = runtime_commands(k, model_id, cand, kv, runtime, gpu, gpus, shape, extra_flags, replicas // nodes,
-                               concurrency, checkpoint, utilization, arch)
+                               concurrency, checkpoint, utilization, arch, revision=revision, revision_of=revision_of)
         return one.model_copy(update={
             "nodes": nodes,
             "node_commands": [NodeCommands(node=i, role="server", commands=[one.serve_command]) for i in range(nodes)],
@@ -250,7 +254,9 @@ def runtime_commands(
         "kv_cache": kv_quantized or runtime.id == "exllamav2",
         "quantization": bool(quant_flag),
         "half": sixteen_bit_half and not quant_flag,
+        "revision": bool(revision) and values["checkpoint"] == (revision_of or model_id),  # that repo's history
     }
+    values["revision"] = revision or ""
     values["quant_flag"] = quant_flag or ""
     pipelined = pipeline_parallel > 1 and runtime.multinode is not None and runtime.multinode.supported
     if pipelined:

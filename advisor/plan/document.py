@@ -147,6 +147,8 @@ def _model_section(result: RecommendResult) -> dict[str, Any]:
                            "architecture": m.architecture.model_type}
     if m.repo:
         out["repo"] = m.repo
+    if result.request.model_revision:
+        out["revision"] = result.request.model_revision  # what the serve commands load and validation runs on
     checkpoint: dict[str, Any] = {"quantized": native.quantized, "scheme": native.scheme}
     if native.overrides:
         checkpoint["overrides"] = dict(native.overrides)
@@ -363,7 +365,9 @@ def _endpoint(k: Knowledge, result: RecommendResult, er: EndpointResult) -> dict
     commands = runtime_commands(k, base, cand, kv, runtime, result.gpu, pick.layout.tensor_parallel,
                                 shape, pick.flags, replicas=pick.layout.replicas, concurrency=pick.concurrency,
                                 checkpoint=use, utilization=pick.memory.utilization, arch=result.model.architecture,
-                                pipeline_parallel=pick.layout.pipeline_parallel, nodes=result.request.nodes)
+                                pipeline_parallel=pick.layout.pipeline_parallel, nodes=result.request.nodes,
+                                revision=result.request.model_revision,
+                                revision_of=result.model.repo or result.model.id)
     longest = pick.memory.max_context
     if runtime.id == "llama.cpp" and longest and longest > shape.context:
         # llama-server allocates -c at start and splits it over the -np slots: say what the endpoint's context

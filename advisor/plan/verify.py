@@ -653,9 +653,11 @@ def verify(plan: dict[str, Any], results: list[tuple[str, bytes]], knowledge: Kn
                 "runtime_version_from": "the plan (the result files do not record the server's version)",
                 "model": vplan["model"],
                 "checkpoint": _d(weights.get("checkpoint")).get("load") if weights else None,
-                "model_revision": revisions[0] if len(revisions) == 1 else (revisions or None),
+                "model_revision": (revisions[0] if len(revisions) == 1 else revisions) if revisions
+                else model.get("revision"),
                 "model_revision_note": None if revisions else
-                "not recorded in the result files: note the checkpoint revision you served",
+                "the revision the plan serves (model.revision; the result files record none)" if model.get("revision")
+                else "not recorded in the result files nor the plan: plan with --model-revision to pin it",
                 "tools": {k: sorted(v) for k, v in tools.items()},
             },
             "steps": {
@@ -733,7 +735,8 @@ def carry_validation(previous: dict[str, Any], plan: dict[str, Any]) -> dict[str
     ``measured``, ``decision`` and ``drift`` carried over by endpoint name, and a ``validation_status`` saying
     whether those results still describe what the new plan serves. They go stale (a retest trigger, seeds 000
     and 004) when the pinned runtime version, the runtime, the model or the picked configuration changed since
-    they were measured. Returns ``plan`` itself when ``previous`` holds no measured results; otherwise a copy at
+    they were measured, or the model revision the plan serves differs from the one they name (both must name one).
+    Returns ``plan`` itself when ``previous`` holds no measured results; otherwise a copy at
     schema 3."""
     old = {e.get("name"): e for e in previous.get("endpoints", []) if isinstance(e, dict)} \
         if isinstance(previous, dict) and isinstance(previous.get("endpoints"), list) else {}
@@ -742,6 +745,7 @@ def carry_validation(previous: dict[str, Any], plan: dict[str, Any]) -> dict[str
     out = copy.deepcopy(plan)
     out["schema_version"] = SCHEMA_VERSION
     model = _d(out.get("model")).get("id")
+    revision = _d(out.get("model")).get("revision")
     for ep in out.get("endpoints", []):
         before = old.get(ep.get("name"))
         measured = _d(before.get("measured")) if before else {}
@@ -752,15 +756,15 @@ def carry_validation(previous: dict[str, Any], plan: dict[str, Any]) -> dict[str
         pick = _d(_d(measured.get("steps")).get("pick"))
         now = {"runtime": _d(ep.get("deployment")).get("runtime"),
                "runtime_version": _d(ep.get("deployment")).get("runtime_version"), "model": model,
-               "pick": _d(ep.get("recommendation")).get("notation")}
+               "model_revision": revision, "pick": _d(ep.get("recommendation")).get("notation")}
         then = {"runtime": on.get("runtime"), "runtime_version": on.get("runtime_version"), "model": on.get("model"),
-                "pick": pick.get("notation")}
+                "model_revision": on.get("model_revision"), "pick": pick.get("notation")}
         why = [f"{key.replace('_', ' ')} was {V.one_line(then[key], 80)}, now {V.one_line(now[key], 80)}"
                for key in now if then[key] is not None and now[key] is not None and then[key] != now[key]]
         ep["validation_status"] = {
             "status": "stale" if why else "current",
-            "why": why or ["the runtime, its pinned version, the model and the pick are those the results were "
-                           "measured on"],
+            "why": why or ["the runtime, its pinned version, the model (and its revision, where both name one) and the "
+                           "pick are those the results were measured on"],
             "retest": "re-run validate.sh for this endpoint and verify again" if why else None,
         }
     return out
