@@ -64,6 +64,13 @@ class Outcome:
         self.runtimes: list[Runtime] = []
         self.single_node: dict[str, Reason] = {}  # runtime id -> why it cannot span the request's nodes
         self.evaluated = 0
+        # Hard-blocked attempts known before any number (runtime, support, rules, layout splits): every reason they
+        # carry is a hard one and they hold no memory figure, so they never tie with an evaluated attempt and the
+        # closest is the one with the fewest reasons (the first of equals). Kept as (count, kv, runtime, layout,
+        # reason lists) per candidate and made Attempts once, at the end (:meth:`close`).
+        self._blocked: dict[str, tuple[int, str, str, Layout | None, tuple[list[Reason], ...]]] = {}
+        self.seq = 0  # the search's step: the order candidates first came up in, which the rejections list keeps
+        self._first: dict[str, int] = {}
 
     def settled(self, candidate: str) -> bool:
         """The candidate already came as close as a hard reason can (only memory, targets or speed evidence
@@ -75,6 +82,27 @@ class Outcome:
         best = self.attempts.get(a.candidate)
         if best is None or a.closeness < best.closeness:
             self.attempts[a.candidate] = a
+        self._first.setdefault(a.candidate, self.seq)
+
+    def blocked(self, candidate: str, kv: str, runtime: str, layout: Layout | None, *reasons: list[Reason]) -> None:
+        """A hard-blocked attempt (all its reasons hard, no memory figure): kept if it has fewer reasons than the
+        candidate's closest such attempt so far."""
+        self._first.setdefault(candidate, self.seq)
+        count = sum(len(r) for r in reasons)
+        best = self._blocked.get(candidate)
+        if best is None or count < best[0]:
+            self._blocked[candidate] = (count, kv, runtime, layout, reasons)
+
+    def close(self) -> None:
+        """Make each candidate's closest hard-blocked attempt an Attempt and order the attempts as the candidates
+        first came up (as if each had been recorded when it was met)."""
+        for candidate, (_, kv, runtime, layout, reasons) in self._blocked.items():
+            best = self.attempts.get(candidate)
+            if best is None or best.closeness[0] > 0:  # a settled candidate came closer than any hard block can
+                self.attempt(Attempt(candidate, kv, runtime, layout, [r for part in reasons for r in part]))
+        self._blocked.clear()
+        first = self._first
+        self.attempts = dict(sorted(self.attempts.items(), key=lambda item: first[item[0]]))
 
     def closer(self, candidate: str, closeness: tuple) -> bool:
         """Would an attempt this close replace the candidate's closest so far? (build its reasons only then)"""
@@ -277,53 +305,58 @@ def search(ctx: EndpointContext, measured_only: bool = False) -> Outcome:
         blocked = gates.runtime_reasons(ctx, runtime)
         if blocked:
             for cand in cands:
-                out.attempt(Attempt(cand.id, kvs[0].id, runtime.id, None, blocked))
+                out.seq += 1
+                out.blocked(cand.id, kvs[0].id, runtime.id, None, blocked)
             continue
         if measured_only and not any(ctx.speed_measured(runtime, lay.tensor_parallel, *_concurrencies(ctx, lay))
                                      for lay in layouts):
             # Nothing this runtime could serve here has a measurement behind its speed: it is not ranked
             # (a second pass evaluates it when no measured runtime serves the endpoint at all).
             out.skipped.add(runtime.id)
-            reason = Reason(kind="runtime", text=f"not evaluated on {runtime.name}: no published measurement backs "
-                            "its speed at this concurrency and GPU count (knowledge/perf_measurements.yaml); name "
-                            "the runtime to plan on it")
+            reason = [Reason(kind="runtime", text=f"not evaluated on {runtime.name}: no published measurement backs "
+                             "its speed at this concurrency and GPU count (knowledge/perf_measurements.yaml); name "
+                             "the runtime to plan on it")]
             for cand in cands:
                 if runtime.id in cand.runtimes and not gates.candidate_support(ctx, cand, runtime):
                     # a rule that stops the candidate everywhere says more than the runtime being unranked
-                    ruled = ctx.verdict(cand, kvs[0], runtime).reasons
-                    out.attempt(Attempt(cand.id, kvs[0].id, runtime.id, None, [*ruled, reason]))
+                    out.seq += 1
+                    out.blocked(cand.id, kvs[0].id, runtime.id, None, ctx.verdict(cand, kvs[0], runtime).reasons,
+                                reason)
             continue
         served_kvs = [kv for kv in kvs if not gates.kv_support(ctx.k, kv, runtime)]
         single_node = gates.multinode_reasons(runtime) if pipelined else []
         if single_node:
             out.single_node[runtime.id] = single_node[0]
         for cand in cands:
+            out.seq += 1
             reasons = gates.candidate_support(ctx, cand, runtime) + gates.checkpoint_reasons(ctx, cand, runtime)
             if reasons or not served_kvs:
                 if out.settled(cand.id):
                     continue
                 kv = served_kvs[0] if served_kvs else kvs[0]
                 # the rules explain what the support table only states (e.g. FP8 W8A8 runs as W8A16 on Ampere)
-                ruled = ctx.verdict(cand, kv, runtime).reasons
-                out.attempt(Attempt(cand.id, kv.id, runtime.id, None,
-                                    ruled + (reasons or gates.kv_support(ctx.k, kv, runtime))))
+                out.blocked(cand.id, kv.id, runtime.id, None, ctx.verdict(cand, kv, runtime).reasons,
+                            reasons or gates.kv_support(ctx.k, kv, runtime))
                 continue
             for kv in served_kvs:
+                out.seq += 1
                 verdict = ctx.verdict(cand, kv, runtime)
                 if verdict.reasons:
                     if not out.settled(cand.id):
-                        out.attempt(Attempt(cand.id, kv.id, runtime.id, None, verdict.reasons))
+                        out.blocked(cand.id, kv.id, runtime.id, None, verdict.reasons)
                     continue
                 quality = ctx.quality(cand, kv, tuple(verdict.adjustments))
                 facts = ctx.facts(cand, kv, runtime)
                 for layout in layouts:
+                    out.seq += 1
                     if single_node and layout.pipeline_parallel > 1:
                         if not out.settled(cand.id):
-                            out.attempt(Attempt(cand.id, kv.id, runtime.id, layout, single_node))
+                            out.blocked(cand.id, kv.id, runtime.id, layout, single_node)
                         continue
                     split = gates.group_split_reason(ctx, cand, layout.tensor_parallel)
                     if split:
-                        out.attempt(Attempt(cand.id, kv.id, runtime.id, layout, [split]))
+                        out.blocked(cand.id, kv.id, runtime.id, layout, [split])
                         continue
                     _evaluate_layout(ctx, out, cand, kv, runtime, layout, quality, facts)
+    out.close()
     return out
