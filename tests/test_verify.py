@@ -13,6 +13,7 @@ import yaml
 
 from advisor.errors import AdvisorInputError
 from advisor.knowledge import load_knowledge
+from advisor.plan.validation import validation_plan
 from advisor.plan.verify import MAX_RESULT_BYTES, collect_results, read_results, verify
 
 K = load_knowledge()
@@ -310,3 +311,21 @@ def test_a_runtime_change_between_result_sets_is_flagged():
     ep = endpoint(verify(plan, PASS, K))
     change = next(d for d in ep["drift"] if d["metric"] == "runtime_version")
     assert change["before"] == "0.5.23" and change["after"] == "0.6.0" and change["drifted"]
+
+
+def test_the_tolerances_are_knowledge_rows_with_their_basis():
+    """The verdict's three tolerances come from knowledge/decision.yaml, so a team can change them in one place."""
+    for name in ("verify-speed-noise-pct", "verify-speed-drift-pct", "verify-quality-noise-stderr"):
+        row = K.decision[name]
+        assert row.value > 0 and row.meaning and row.sources
+    speed_rules = [r for ep in validation_plan(PLAN, K)["endpoints"]
+                   for s in ep["steps"] for r in s["thresholds"] if r["check"] == "prefill-decode-separately"]
+    noise = K.decision["verify-speed-noise-pct"].value
+    assert speed_rules and all(r["max_ratio"] == pytest.approx(1 + noise / 100) for r in speed_rules)
+    assert all(f"+{noise:g}% for noise" in r["basis"] for r in speed_rules)
+    # a looser drift tolerance: the same second result set no longer drifts on speed
+    looser = K.model_copy(update={"decision": {**K.decision, "verify-speed-drift-pct": K.decision[
+        "verify-speed-drift-pct"].model_copy(update={"value": 50})}})
+    first = verify(PLAN, PASS, looser)
+    second = verify(first["plan"], BASELINE + files("run2"), looser)
+    assert not any(d["drifted"] for d in endpoint(second)["drift"] if d["metric"].startswith("speed"))

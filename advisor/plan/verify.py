@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.errors import AdvisorInputError, shown
+from advisor.knowledge import load_knowledge
 from advisor.knowledge.schema import Knowledge
 from advisor.plan import validation as V
 
@@ -45,7 +46,6 @@ SCHEMA_VERSION = 3
 MAX_RESULT_BYTES = 20 * 1024 * 1024
 MAX_FILES = 500
 HISTORY_KEEP = 20  # earlier measured snapshots kept in the plan, newest first
-SPEED_DRIFT = 0.10  # a speed figure that moves more than 10% between two result sets has drifted
 RESULT_GLOBS = ("results_*.json", "guidellm-*.json", "vllm-bench-*.json")
 
 
@@ -327,7 +327,8 @@ def _stat(speed: dict[str, Any] | None, metric: str, stat: str) -> float | None:
     return _num(_d(_d(speed).get(metric)).get(stat))
 
 
-def _check_quality(rule: dict[str, Any], step: dict[str, Any], base: dict[str, Any]) -> list[dict[str, Any]]:
+def _check_quality(rule: dict[str, Any], step: dict[str, Any], base: dict[str, Any], noise_se: float
+                   ) -> list[dict[str, Any]]:
     rows = []
     for task, metrics in rule["metrics"].items():
         for metric in metrics:
@@ -375,11 +376,12 @@ def _check_quality(rule: dict[str, Any], step: dict[str, Any], base: dict[str, A
                 row["status"] = "pass" if b - v <= rule["max_drop"] + 1e-9 else "fail"
             se_v, se_b = _num(_d(step["stderr"].get(task)).get(metric)), _num(_d(base["stderr"].get(task)).get(metric))
             if row["status"] == "fail" and se_v is not None and se_b is not None:
-                noise = 2 * math.hypot(se_v, se_b)
+                noise = noise_se * math.hypot(se_v, se_b)
                 if abs(v - b) < noise:
                     row["within_noise"] = True
-                    row["why"] = (f"the difference ({v - b:+.4g}) is within twice its standard error ({noise:.4g}): "
-                                  "rerun with more samples (a higher --limit) before acting on it")
+                    row["why"] = (f"the difference ({v - b:+.4g}) is within {noise_se:g} standard errors of it "
+                                  f"({noise:.4g}; decision.yaml verify-quality-noise-stderr): rerun with more samples "
+                                  "(a higher --limit) before acting on it")
             rows.append(row)
     return rows
 
@@ -518,14 +520,15 @@ def _flat(snapshot: dict[str, Any]) -> dict[tuple[str, str], float]:
     return out
 
 
-def _drift(before: dict[str, Any], now: dict[str, Any], rules: dict[str, list[dict[str, Any]]]) -> list[
+def _drift(before: dict[str, Any], now: dict[str, Any], rules: dict[str, list[dict[str, Any]]],
+           speed_drift: float) -> list[
         dict[str, Any]]:
     old, new = _flat(before), _flat(now)
     out = []
     for key in sorted(old.keys() & new.keys()):
         sid, what = key
         a, b = old[key], new[key]
-        limit, how = SPEED_DRIFT, "relative"
+        limit, how = speed_drift, "relative"
         if what.startswith("quality"):
             _, task, metric = what.split(" ", 2)
             rule = next((r for r in rules.get(sid, []) if task in r.get("metrics", {})
@@ -563,7 +566,10 @@ def verify(plan: dict[str, Any], results: list[tuple[str, bytes]], knowledge: Kn
         raise AdvisorInputError("results", "expected a list of (file name, contents) pairs")
     if len(results) > MAX_FILES:
         raise AdvisorInputError("results", f"more than {MAX_FILES} result files; verify them in parts")
-    vplan = V.validation_plan(plan, knowledge)
+    k = knowledge or load_knowledge()
+    vplan = V.validation_plan(plan, k)
+    noise_se = k.decision["verify-quality-noise-stderr"].value
+    speed_drift = k.decision["verify-speed-drift-pct"].value / 100
     names: dict[str, tuple[str, str]] = {}
     pairs: set[tuple[str, str]] = set()
     for ep in vplan["endpoints"]:
@@ -620,7 +626,7 @@ def verify(plan: dict[str, Any], results: list[tuple[str, bytes]], knowledge: Kn
             if s["id"] != anchor:
                 for rule in s["thresholds"]:
                     if rule["kind"] in ("ratio", "delta", "drop"):
-                        rows += _check_quality(rule, g, got[anchor])
+                        rows += _check_quality(rule, g, got[anchor], noise_se)
                     else:
                         rows.append(_check_speed(rule, g, got[anchor]))
             else:
@@ -673,7 +679,7 @@ def verify(plan: dict[str, Any], results: list[tuple[str, bytes]], knowledge: Kn
         }
         previous = _d(target.get("measured")) if target else {}
         rules = {s["id"]: s["thresholds"] for s in steps}
-        drift = _drift(previous, measured, rules) if previous else []
+        drift = _drift(previous, measured, rules, speed_drift) if previous else []
         if previous:
             earlier = [{k: v for k, v in previous.items() if k != "history"}] + list(previous.get("history", []))
             measured["history"] = earlier[:HISTORY_KEEP]
