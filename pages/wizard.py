@@ -155,6 +155,12 @@ with st.sidebar:
         "config.json, quantization metadata and safetensors headers are read from the Hub (the server's HF_TOKEN "
         "for gated repos).",
     )
+    st.text_input(
+        "Revision (optional)", key=ui_state.FIELDS["model_revision"], persist_state="session", max_chars=128,
+        placeholder="main",
+        help="The Hub branch, tag or commit of the model's repo to serve. The serve commands pin it (--revision) and "
+        "results you verify are tied to it: a plan made again for another revision marks them stale.",
+    )
     found, found_error = model_found(st.session_state.get(ui_state.FIELDS["model"]) or "")
     if found_error:
         st.error(safe_message(found_error), icon=":material/error:")

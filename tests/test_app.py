@@ -306,3 +306,17 @@ def test_nodes_field_plans_over_several_nodes_and_travels_in_the_link():
     assert "pipeline parallel 2" in text or "PP2" in text or "2 nodes" in text, text[:2000]
     nodes.set_value(1).run()
     assert not at.exception
+
+
+def test_a_model_revision_reaches_the_serve_command_and_the_url():
+    at = app({"m": "meta-llama/Llama-3.1-8B-Instruct", "g": "h100-sxm", "r": "tgi"})
+    at.text_input(key="w_model_revision").set_value("0e9e39f2").run()
+    assert not at.exception and query(at)["mr"] == ["0e9e39f2"]
+    state, request, packed = at.session_state["_last_good"]
+    assert request.model_revision == "0e9e39f2"
+    from ui.frame import unpack_plan
+
+    assert "--revision 0e9e39f2" in unpack_plan(packed)["endpoints"][0]["runtime"]["serve_command"]
+    at.text_input(key="w_model_revision").set_value("../x").run()
+    assert not at.exception
+    assert any("Model revision" in plain(e.value) for e in at.main.error), summary(at)

@@ -38,6 +38,7 @@ endpoints = st.builds(
 states = st.builds(
     WizardState,
     model=st.sampled_from(list(K.models)),
+    model_revision=st.one_of(st.just(""), st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,40}", fullmatch=True)),
     gpu=st.sampled_from(list(K.gpus)),
     gpus=st.integers(1, 64),
     runtime=st.sampled_from(["auto", *K.runtimes]),
@@ -190,3 +191,17 @@ def test_nodes_travel_in_the_link_only_when_above_one():
     assert P.from_query(P.to_query(state))[0] == state
     _, notes = P.from_query({"nn": "17"})
     assert notes and "nodes" in notes[0]
+
+
+def test_the_model_revision_travels_in_the_link_only_when_set():
+    """Issue 12 drift: mr = the model repo's Hub revision; links without it (every older link) mean its main branch."""
+    from advisor.plan import permalink as P
+
+    assert "mr" not in P.to_query(P.WizardState())
+    state, notes = P.from_query({"m": "meta-llama/Llama-3.1-8B-Instruct", "mr": "0e9e39f2"})
+    assert notes == [] and state.model_revision == "0e9e39f2" and P.to_query(state)["mr"] == "0e9e39f2"
+    request = P.to_request(state)
+    assert request.model_revision == "0e9e39f2"
+    assert P.from_request(request, K).model_revision == "0e9e39f2"
+    _, notes = P.from_query({"mr": "../etc"})
+    assert notes and "model_revision" in notes[0]

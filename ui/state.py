@@ -37,6 +37,7 @@ CUSTOM_MODELS = "custom_models"  # name -> config.json fields uploaded this sess
 
 FIELDS = {  # WizardState field -> widget key
     "model": "w_model",
+    "model_revision": "w_model_revision",
     "gpu": "w_gpu",
     "gpus": "w_gpus",
     "nodes": "w_nodes",
@@ -65,7 +66,7 @@ N_ENDPOINTS = "w_n_endpoints"
 
 
 FIELD_LABELS = {  # WizardState / request field -> the wizard's label, so a bad value is named as the user sees it
-    "model": "Model", "gpu": "GPU", "gpus": "GPUs (tensor parallel)", "nodes": "Nodes", "runtime": "Runtime", "priority": "Priority",
+    "model": "Model", "model_revision": "Model revision", "gpu": "GPU", "gpus": "GPUs (tensor parallel)", "nodes": "Nodes", "runtime": "Runtime", "priority": "Priority",
     "quality_floor": "Quality floor", "max_ttft_ms": "Time to first token target",
     "max_tpot_ms": "Time per output token target", "max_cost": "Cost target",
     "usd_per_gpu_hour": "Price per GPU-hour", "host_memory_gib": "System RAM",

@@ -11,7 +11,8 @@ for ids the knowledge base must know (model, GPU, runtime, workloads).
 ``e`` repeats once per endpoint: name:workload:concurrency:prompt_tokens:output_tokens:context:priority
 (context 0 = prompt + output; priority auto = the preset's). The optional speed and cost targets and
 the GPU price override (t: ms to first token, o: ms per output token, k: $ per million output tokens,
-h: $ per GPU-hour; hr / hb: system RAM GiB and its GB/s, for llama.cpp partial offload; nn: nodes of n GPUs each)
+h: $ per GPU-hour; hr / hb: system RAM GiB and its GB/s, for llama.cpp partial offload; nn: nodes of n GPUs each;
+mr: the model repo's Hub revision)
 are written only when set, so links without them stay as they were. With ``g=custom`` the
 custom GPU travels too (gn name, gm memory GiB, gb bandwidth TB/s, gc compute capability, gf / g8 / gi / g4 dense
 BF16 / FP8 / INT8 / FP4 TFLOPS). ``m`` may be any Hugging Face repo id; the model is looked up when planned.
@@ -84,6 +85,8 @@ class WizardState(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     model: str = Field(DEFAULT_MODEL, alias="m", min_length=1, max_length=1024)
+    # the model repo's Hub revision ("": its main branch); written only when set, so older links read as before
+    model_revision: str = Field("", alias="mr", max_length=128, pattern=r"^([A-Za-z0-9][A-Za-z0-9._/-]*)?$")
     gpu: str = Field(DEFAULT_GPU, alias="g", min_length=1, max_length=64)
     gpus: int = Field(1, alias="n", ge=1, le=64)  # per node
     nodes: int = Field(1, alias="nn", ge=1, le=16)  # written only above 1, so older links read as before
@@ -162,6 +165,7 @@ def to_query(state: WizardState) -> dict[str, str | list[str]]:
     return {
         "v": VERSION,
         "m": state.model,
+        **({"mr": state.model_revision} if state.model_revision else {}),
         "g": state.gpu,
         "n": str(state.gpus),
         **({"nn": str(state.nodes)} if state.nodes > 1 else {}),
@@ -298,6 +302,7 @@ def to_request(state: WizardState, custom_model: dict[str, Any] | None = None) -
     """The request the wizard state asks for. Raises pydantic.ValidationError (e.g. an incomplete custom GPU)."""
     return Request(
         model=state.model,
+        model_revision=state.model_revision or None,
         custom_model=custom_model,
         custom_gpu=custom_gpu_of(state),
         gpu=state.gpu,
@@ -357,6 +362,7 @@ def from_request(request: Request, knowledge: Knowledge) -> WizardState:
     return WizardState(
         **custom,
         model=request.model,
+        model_revision=request.model_revision or "",
         gpu=request.gpu,
         gpus=request.gpus,
         nodes=request.nodes,
