@@ -94,3 +94,15 @@ def test_the_cli_flag_reaches_the_plan(capsys):
                  "--model-revision", "../x"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --model-revision: a revision is a Hub branch, tag or commit")
+
+
+def test_the_validation_script_pins_the_revision_for_steps_that_load_the_repo():
+    from advisor.plan.validation import validate_script, validation_plan
+
+    plan = build(Request(model="meta-llama/Llama-3.1-8B-Instruct", gpu="h100-sxm", runtime="tgi", model_revision=SHA), K)
+    steps = {s["id"]: s for s in validation_plan(plan, K)["endpoints"][0]["steps"]}
+    assert f"--revision {SHA}" in steps["baseline"]["serve"]["template"]  # the 16-bit baseline loads the repo itself
+    # a plan file edited by hand: a revision that is not a branch, tag or commit name never reaches the script
+    plan["model"]["revision"] = "main; touch /tmp/planted"
+    script = validate_script(plan)
+    assert "planted" not in script

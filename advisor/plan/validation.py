@@ -71,6 +71,7 @@ SERVER_FLAGS: dict[str, dict[str, Any] | None] = {
 }
 HF_LOADERS = ("vllm", "sglang", "tensorrt-llm", "tgi")  # runtimes that load a Hugging Face checkpoint by repo id
 _HF_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")  # as Request.model_revision allows
 
 
 # --------------------------------------------------------------------------- shell words
@@ -303,6 +304,8 @@ def _modelled(perf: Any) -> dict[str, Any]:
 
 
 def _template(k: Knowledge, runtime: str, values: dict[str, Any], half: bool) -> str | None:
+    """The runtime's serve template with `values` filled in; with a `revision` value (the plan's model revision,
+    given only when the step loads that repo), its revision flag too."""
     rt = k.runtimes.get(runtime)
     if rt is None or rt.serve is None:
         return None
@@ -313,6 +316,8 @@ def _template(k: Knowledge, runtime: str, values: dict[str, Any], half: bool) ->
             parts.append(flag)
     if half and rt.serve.flags.get("half"):
         parts.append(rt.serve.flags["half"])
+    if values.get("revision") and rt.serve.flags.get("revision"):
+        parts.append(rt.serve.flags["revision"])
     out = " ".join(parts)
     for key, value in values.items():
         if value is not None:
@@ -418,9 +423,16 @@ def _steps(k: Knowledge, plan: dict[str, Any], ep: dict[str, Any], index: int, e
                 known_rt = k.runtimes.get(rt)
                 half_flag = known_rt.serve.flags.get("half") if known_rt and known_rt.serve else None
                 half = bool(pick_argv and half_flag and rt == pick_runtime and half_flag in " ".join(pick_argv))
+                model = _dict(plan.get("model"))
+                # the plan's model revision names the requested repo: pinned when the step loads that repo
+                revision = _str(model.get("revision")) if ckpt and ckpt == (
+                    _str(model.get("repo")) or _str(model.get("id"))) else ""
+                if not _REVISION.match(revision):  # a plan file edited by hand: only a branch, tag or commit name
+                    revision = ""
                 template = _template(k, rt, {"checkpoint": ckpt, "gpus": gpus, "context": context,
                                              "total_context": context * conc if context else None,
-                                             "concurrency": conc, "prompt_tokens": shape.get("prompt_tokens")},
+                                             "concurrency": conc, "prompt_tokens": shape.get("prompt_tokens"),
+                                             "revision": revision or None},
                                      half)
                 step.template = template
                 why = ("the plan carries a serve command for the pick only; this is the runtime's template from "
