@@ -93,6 +93,13 @@ class Outcome:
         if best is None or count < best[0]:
             self._blocked[candidate] = (count, kv, runtime, layout, reasons)
 
+    def beaten(self, candidate: str, reasons: int) -> bool:
+        """Could a hard-blocked attempt with at least `reasons` reasons not become the candidate's closest? (Then
+        its reasons need not be worked out; the candidate's first appearance is still noted.)"""
+        self._first.setdefault(candidate, self.seq)
+        best = self._blocked.get(candidate)
+        return best is not None and best[0] <= reasons
+
     def close(self) -> None:
         """Make each candidate's closest hard-blocked attempt an Attempt and order the attempts as the candidates
         first came up (as if each had been recorded when it was met)."""
@@ -331,12 +338,12 @@ def search(ctx: EndpointContext, measured_only: bool = False) -> Outcome:
             out.seq += 1
             reasons = gates.candidate_support(ctx, cand, runtime) + gates.checkpoint_reasons(ctx, cand, runtime)
             if reasons or not served_kvs:
-                if out.settled(cand.id):
-                    continue
                 kv = served_kvs[0] if served_kvs else kvs[0]
+                stated = reasons or gates.kv_support(ctx.k, kv, runtime)
+                if out.settled(cand.id) or out.beaten(cand.id, len(stated)):
+                    continue
                 # the rules explain what the support table only states (e.g. FP8 W8A8 runs as W8A16 on Ampere)
-                out.blocked(cand.id, kv.id, runtime.id, None, ctx.verdict(cand, kv, runtime).reasons,
-                            reasons or gates.kv_support(ctx.k, kv, runtime))
+                out.blocked(cand.id, kv.id, runtime.id, None, ctx.verdict(cand, kv, runtime).reasons, stated)
                 continue
             for kv in served_kvs:
                 out.seq += 1
