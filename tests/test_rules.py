@@ -127,3 +127,26 @@ def test_specialised_conditions_agree_with_the_reference_evaluator(rule):
             reduced = specialize(rule.when, known)
             got = reduced if isinstance(reduced, bool) else compile_condition(reduced)(facts)
             assert got == evaluate(rule.when, facts), (rule.id, fixed)
+
+
+def test_endpoints_share_a_rules_verdicts_only_when_it_reduced_to_the_same_condition():
+    """A compiled rule is keyed by the condition left after the endpoint's fixed facts (verdicts are shared across
+    requests by that key), plus the value of any fixed fact the condition still compares with."""
+    from advisor.decide.context import EndpointContext
+    from advisor.intake.catalog import resolve_model
+    from advisor.intake.request import Endpoint, Request, resolve_gpu, resolve_shape
+
+    k = load_knowledge()
+    model = resolve_model(k, "Qwen/Qwen3-32B")
+
+    def keys(**fields) -> dict[str, tuple]:
+        workload = fields.pop("workload", "interactive-chat")
+        req = Request(model=model.id, gpu="h100-sxm", endpoints=[Endpoint(workload=workload)], **fields)
+        ctx = EndpointContext(k, req, model, resolve_gpu(req, k), resolve_shape(req, req.endpoints[0], k))
+        return {cr.rule.id: cr.key for cr in ctx.rules}
+
+    chat, support = keys(), keys(workload="customer-support")
+    shared = [r for r in chat.keys() & support.keys() if chat[r] == support[r]]
+    assert shared  # the two workloads' fixed facts differ, yet most rules reduce to the same condition
+    floor95, floor99 = keys(criteria={"quality_floor_pct": 95}), keys(criteria={"quality_floor_pct": 99})
+    assert floor95["quality-floor"] != floor99["quality-floor"]  # it still compares with the floor itself

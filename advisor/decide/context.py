@@ -39,7 +39,7 @@ class CompiledRule:
     def __init__(self, rule: Rule, check: Callable[[dict], bool], static: bool, versus: Callable | None,
                  scope: tuple[bool, bool, bool], key: tuple):
         self.rule, self.check, self.static, self.versus, self.scope = rule, check, static, versus, scope
-        self.key = key  # (rule id, the condition left after the fixed facts): equal keys, equal conditions
+        self.key = key  # (rule id, the condition left after the fixed facts, fixed facts it still reads)
 
 
 class Weights:
@@ -224,9 +224,11 @@ class EndpointContext:
                     versus = compile_condition(rule.effect.versus) if rule.effect.versus else None
                     left = facts_named(reduced) if isinstance(reduced, dict) else set()
                     scope = tuple(any(f.startswith(p) for f in left) for p in ("cand.", "kv.", "runtime."))
-                    # keyed by what is left of the condition: endpoints whose fixed facts differ but reduce the
-                    # rule to the same condition share its verdicts (CompiledRule.key)
-                    compiled = CompiledRule(rule, check, static, versus, scope, (rule.id, repr(reduced)))
+                    # keyed by what is left of the condition (and the value of any fixed fact it still compares
+                    # with): endpoints whose fixed facts differ but reduce the rule to the same condition share
+                    # its verdicts (CompiledRule.key)
+                    still = tuple((f, _hashable(self.base_facts[f])) for f in sorted(left) if f in self.base_facts)
+                    compiled = CompiledRule(rule, check, static, versus, scope, (rule.id, repr(reduced), still))
                 shared[key] = compiled or False
             if compiled:
                 out.append(compiled)
