@@ -103,3 +103,26 @@ def test_upload_a_bad_file_and_see_the_error(page: Page, app_url: str):
     wait_for_idle(page)
     expect(page.get_by_test_id("stSidebar").get_by_test_id("stAlert")).to_contain_text("size")
     expect(page.get_by_test_id("stException")).not_to_be_attached()
+
+
+def test_a_model_revision_typed_on_a_phone_reaches_the_link_and_the_downloaded_plan(browser, app_url: str):
+    """Issue 12 drift: the Revision field beside the model, at 390 px: the link carries it (mr) and the plan the
+    download gives pins it in the serve command of a runtime that loads the model's own repo."""
+    page = browser.new_context(viewport={"width": 390, "height": 844}, accept_downloads=True).new_page()
+    page.goto(f"{app_url}/?v=1&m=meta-llama/Llama-3.1-8B-Instruct&g=h100-sxm&n=1&r=tgi"
+              "&e=chat:interactive-chat:16:1024:256:0:auto")
+    wait_for_idle(page)
+    field = page.locator(".st-key-w_model_revision input")
+    field.fill("0e9e39f2")
+    field.press("Enter")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('mr') === '0e9e39f2'", timeout=30_000)
+    wait_for_idle(page)
+    with page.expect_download() as download:
+        page.locator(".st-key-download_plan").get_by_role("button").click()
+    document = yaml.safe_load(Path(download.value.path()).read_text())
+    assert document["model"]["revision"] == "0e9e39f2"
+    assert "--revision 0e9e39f2" in document["endpoints"][0]["runtime"]["serve_command"]
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 392, f"the page scrolls sideways at 390 px ({width} px)"
+    expect(page.get_by_test_id("stException")).not_to_be_attached()
+    page.context.close()
