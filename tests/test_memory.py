@@ -247,3 +247,20 @@ def test_vision_language_models_take_the_multimodal_activation_class():
     assert memory.activation_class_keys(gemma3)[1] == "multimodal"
     o = memory.runtime_overhead(K.runtimes["transformers"].memory, gemma3, 1, 0)
     assert o.activation_class == "multimodal" and o.activation_per_gpu == round(2.5 * GIB)
+
+
+@pytest.mark.parametrize("model_id", list(load_knowledge().models))
+def test_max_context_is_the_longest_context_kv_bytes_per_sequence_fits(model_id):
+    """max_context works the per-sequence bytes out with its own copy of the arithmetic (for speed): it must agree
+    with kv_bytes_per_sequence at the answer and one token past it, sliding windows, recurrent state and pipeline
+    stages included."""
+    k = load_knowledge()
+    arch = resolve_model(k, model_id).architecture
+    limit = arch.max_position or 1 << 20
+    for kv_id in ("bf16", "fp8"):
+        kv = k.kv_formats[kv_id]
+        for tp, pp, seqs, budget in ((1, 1, 1, 3 * GIB), (2, 1, 7, 20 * GIB), (1, 2, 3, 5 * GIB)):
+            longest = memory.max_context(arch, kv, seqs, budget, tp, limit, pp)
+            assert seqs * memory.kv_bytes_per_sequence(arch, kv, longest, tp, pp) <= budget or longest == 0
+            if longest < limit:
+                assert seqs * memory.kv_bytes_per_sequence(arch, kv, longest + 1, tp, pp) > budget
