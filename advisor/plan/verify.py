@@ -379,7 +379,7 @@ def _check_quality(rule: dict[str, Any], step: dict[str, Any], base: dict[str, A
                 noise = noise_se * math.hypot(se_v, se_b)
                 if abs(v - b) < noise:
                     row["within_noise"] = True
-                    row["why"] = (f"the difference ({v - b:+.4g}) is within {noise_se:g} standard errors of it "
+                    row["why"] = (f"the difference ({v - b:+.4g}) is within {noise_se:g} standard errors "
                                   f"({noise:.4g}; decision.yaml verify-quality-noise-stderr): rerun with more samples "
                                   "(a higher --limit) before acting on it")
             rows.append(row)
