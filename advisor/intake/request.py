@@ -32,6 +32,10 @@ class SuccessCriteria(BaseModel):
 
 
 CUSTOM_GPU_ID = "custom"
+# A Hub revision (branch, tag or commit) as the request, links and validation scripts accept it: letters, digits and
+# . _ / - only (nothing a shell or a URL reads specially), starting with a letter or digit.
+REVISION_NAME = r"[A-Za-z0-9][A-Za-z0-9._/-]*"
+MAX_REVISION = 128
 TFLOPS_FORMATS = ("bf16", "fp16", "fp8", "int8", "fp4", "int4")
 _ARCH_BY_CC = ((12.0, "Blackwell"), (10.0, "Blackwell"), (9.0, "Hopper"), (8.9, "Ada"), (8.0, "Ampere"),
                (7.5, "Turing"), (7.0, "Volta"))
@@ -107,7 +111,7 @@ class Request(BaseModel):
     model: str = Field(min_length=1, max_length=1024)  # catalog id, repo id, path, or `custom_model`'s name
     # the Hub revision (branch, tag or commit) of the model's repo to plan and serve; None: the repo's default branch.
     # It pins what the serve commands load and what validation results were measured on (a changed one: retest).
-    model_revision: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+    model_revision: str | None = Field(None, min_length=1, max_length=MAX_REVISION, pattern=f"^{REVISION_NAME}$")
     custom_model: dict[str, Any] | None = None  # an uploaded config.json's fields; travels with the plan
     gpu: str = Field(min_length=1, max_length=64)  # a knowledge/gpus.yaml id, or "custom" with `custom_gpu`
     custom_gpu: CustomGPU | None = None

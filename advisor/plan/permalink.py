@@ -30,7 +30,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from advisor.errors import closest, shown
 from advisor.intake.catalog import catalog_id
 from advisor.intake.hub import REPO_ID
-from advisor.intake.request import CUSTOM_GPU_ID, FAILURE_MODES, PRIORITIES, Endpoint, Request
+from advisor.intake.request import (
+    CUSTOM_GPU_ID,
+    FAILURE_MODES,
+    MAX_REVISION,
+    PRIORITIES,
+    REVISION_NAME,
+    Endpoint,
+    Request,
+)
 from advisor.knowledge.schema import Knowledge
 
 VERSION = "1"
@@ -86,7 +94,7 @@ class WizardState(BaseModel):
 
     model: str = Field(DEFAULT_MODEL, alias="m", min_length=1, max_length=1024)
     # the model repo's Hub revision ("": its main branch); written only when set, so older links read as before
-    model_revision: str = Field("", alias="mr", max_length=128, pattern=r"^([A-Za-z0-9][A-Za-z0-9._/-]*)?$")
+    model_revision: str = Field("", alias="mr", max_length=MAX_REVISION, pattern=f"^({REVISION_NAME})?$")
     gpu: str = Field(DEFAULT_GPU, alias="g", min_length=1, max_length=64)
     gpus: int = Field(1, alias="n", ge=1, le=64)  # per node
     nodes: int = Field(1, alias="nn", ge=1, le=16)  # written only above 1, so older links read as before

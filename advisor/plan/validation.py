@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advisor import __version__
+from advisor.intake.request import MAX_REVISION, REVISION_NAME
 from advisor.knowledge import load_knowledge
 from advisor.knowledge.schema import Knowledge
 
@@ -71,7 +72,7 @@ SERVER_FLAGS: dict[str, dict[str, Any] | None] = {
 }
 HF_LOADERS = ("vllm", "sglang", "tensorrt-llm", "tgi")  # runtimes that load a Hugging Face checkpoint by repo id
 _HF_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")  # as Request.model_revision allows
+_REVISION = re.compile(f"^{REVISION_NAME}$")  # as Request.model_revision allows (length checked beside it)
 
 
 # --------------------------------------------------------------------------- shell words
@@ -427,7 +428,7 @@ def _steps(k: Knowledge, plan: dict[str, Any], ep: dict[str, Any], index: int, e
                 # the plan's model revision names the requested repo: pinned when the step loads that repo
                 revision = _str(model.get("revision")) if ckpt and ckpt == (
                     _str(model.get("repo")) or _str(model.get("id"))) else ""
-                if not _REVISION.match(revision):  # a plan file edited by hand: only a branch, tag or commit name
+                if not _REVISION.match(revision) or len(revision) > MAX_REVISION:  # a plan file edited by hand
                     revision = ""
                 template = _template(k, rt, {"checkpoint": ckpt, "gpus": gpus, "context": context,
                                              "total_context": context * conc if context else None,
