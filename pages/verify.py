@@ -34,18 +34,18 @@ def show_endpoint(ep: dict, plan_endpoint: dict, notations: dict, key: str) -> N
 
     quality, speed = vv.quality_rows(ep), vv.speed_rows(plan_endpoint)
     left, right = st.columns(2)
-    with left:
-        st.markdown("**Quality: each task's score ÷ the baseline's**")
-        if quality:
-            show_chart(vv.quality_figure(quality), key=f"{key}_quality")
-        else:
-            st.caption("No step has both its own and the baseline's quality results yet.")
-    with right:
-        st.markdown("**Speed: measured p50 against the speed model**")
-        if speed:
-            show_chart(vv.speed_figure(speed), key=f"{key}_speed")
-        else:
-            st.caption("No speed results yet (the prefill and decode runs).")
+    for column, title, rows, figure, name, empty in (
+        (left, "Quality: each task's score ÷ the baseline's", quality, vv.quality_figure, "quality",
+         "No step has both its own and the baseline's quality results yet."),
+        (right, "Speed: measured p50 against the speed model", speed, vv.speed_figure, "speed",
+         "No speed results yet (the prefill and decode runs)."),
+    ):
+        with column:
+            st.markdown(f"**{title}**")
+            if rows:
+                show_chart(figure(rows), key=f"{key}_{name}")
+            else:
+                st.caption(empty)
 
     st.markdown("**Checks**")
     st.dataframe(pd.DataFrame(vv.check_rows(ep["checks"])), hide_index=True, width="stretch",
