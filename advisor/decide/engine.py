@@ -7,6 +7,7 @@ and the pages render. Errors in the request raise :class:`AdvisorInputError` nam
 
 from __future__ import annotations
 
+from advisor.collector import paused
 from advisor.decide import explain, ladder, objective
 from advisor.decide.context import EndpointContext
 from advisor.decide.offload import offload_options
@@ -188,7 +189,8 @@ def recommend(request: Request, knowledge: Knowledge | None = None, detail: bool
                 f"endpoint {endpoint.name!r} context",
                 f"{shape.context:,} tokens exceeds {model.name}'s limit of {model.architecture.max_position:,}",
             )
-        results.append(recommend_endpoint(EndpointContext(k, request, model, gpu, shape), detail))
+        with paused():  # thousands of small objects, no cycles left behind (advisor/collector.py)
+            results.append(recommend_endpoint(EndpointContext(k, request, model, gpu, shape), detail))
     params = sum(t.params for t in tensor_inventory(model.architecture))
     return RecommendResult(request=request, model=model, params_total=params, gpu=gpu, endpoints=results)
 
