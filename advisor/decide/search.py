@@ -148,26 +148,20 @@ def concurrency_options(cap: int) -> list[int]:
     return out + [cap]
 
 
-def build_deployment(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Runtime, layout: Layout,
-                     concurrency: int, total: int, fit: MemoryFit, perf: Performance, quality: Quality,
-                     static_facts: dict, explain: bool = False) -> Deployment:
-    """The deployment's numbers for all replicas: `perf` is one replica at `concurrency`; `total` requests
-    are spread over the replicas."""
+def _metrics(ctx: EndpointContext, layout: Layout, concurrency: int, total: int, fit: MemoryFit, perf: Performance,
+             quality: Quality, measured: bool) -> tuple[dict[str, float], float, float | None]:
+    """The objective metrics of a deployment (`perf` is one replica at `concurrency`; `total` requests are spread
+    over the replicas), its throughput over every replica and its cost per million tokens."""
     throughput = perf.throughput_tokens_per_s * total / concurrency
     gpus = layout.gpus
     gpu_hours = gpus / (throughput * 3600) * 1e6
     cost = ctx.price * gpu_hours if ctx.price else None
-    pp = layout.pipeline_parallel
-    if explain:
-        perf = ctx.speed(cand, kv, runtime, layout.tensor_parallel, concurrency, explain=True, pp=pp)
-    perf = construct(Performance, **{**perf.__dict__, "throughput_tokens_per_s": throughput,
-                                     "cost_per_million_tokens": cost})
     if ctx.mode == "ceiling":
-        gpus_needed = layout.tensor_parallel * pp
+        gpus_needed = layout.tensor_parallel * layout.pipeline_parallel
     else:
         per_replica = max(1, fit.max_concurrency)
-        gpus_needed = min(gpus, layout.tensor_parallel * pp * math.ceil(total / per_replica))
-    metrics = {
+        gpus_needed = min(gpus, layout.tensor_parallel * layout.pipeline_parallel * math.ceil(total / per_replica))
+    return {
         "expected_recovery_pct": quality.expected_recovery_pct,
         "worst_recovery_pct": quality.worst_recovery_pct,
         "gpu_hours_per_million_tokens": gpu_hours,
@@ -177,8 +171,22 @@ def build_deployment(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtim
         "model_bytes_per_gpu": float(fit.weights_bytes_per_gpu + fit.kv_bytes_per_gpu),
         "max_total_concurrency": float(fit.max_concurrency * layout.replicas),
         "throughput_per_gpu": throughput / gpus,
-        "speed_measured": float(ctx.speed_measured(runtime, layout.tensor_parallel, concurrency)),
-    }
+        "speed_measured": float(measured),
+    }, throughput, cost
+
+
+def build_deployment(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Runtime, layout: Layout,
+                     concurrency: int, total: int, fit: MemoryFit, perf: Performance, quality: Quality,
+                     static_facts: dict, explain: bool = False) -> Deployment:
+    """The deployment's numbers for all replicas: `perf` is one replica at `concurrency`; `total` requests
+    are spread over the replicas."""
+    pp = layout.pipeline_parallel
+    metrics, throughput, cost = _metrics(ctx, layout, concurrency, total, fit, perf, quality,
+                                         ctx.speed_measured(runtime, layout.tensor_parallel, concurrency))
+    if explain:
+        perf = ctx.speed(cand, kv, runtime, layout.tensor_parallel, concurrency, explain=True, pp=pp)
+    perf = construct(Performance, **{**perf.__dict__, "throughput_tokens_per_s": throughput,
+                                     "cost_per_million_tokens": cost})
     facts = {
         **static_facts,
         "deploy.tp": layout.tensor_parallel,
@@ -198,6 +206,18 @@ def build_deployment(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtim
         total_concurrency=total, memory=fit, performance=perf, quality=quality, metrics=metrics,
         fired=[], flags=[], notes=[], weights=None, why=[], facts=facts,
     )
+
+
+class _Point:
+    """One concurrency of a ceiling endpoint's configuration, by its numbers only: what the objective compares
+    (the attributes :func:`objective.best` reads) before a Deployment is built for the one it keeps."""
+
+    __slots__ = ("candidate", "kv", "runtime", "layout", "concurrency", "metrics", "fit", "perf")
+
+    def __init__(self, cand: Candidate, kv: KVFormat, runtime: Runtime, layout: Layout, concurrency: int,
+                 metrics: dict[str, float], fit: MemoryFit, perf: Performance):
+        self.candidate, self.kv, self.runtime, self.layout = cand.id, kv.id, runtime.id, layout
+        self.concurrency, self.metrics, self.fit, self.perf = concurrency, metrics, fit, perf
 
 
 def _unmeasured(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KVFormat, runtime: Runtime, layout: Layout,
@@ -268,6 +288,28 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
             if fit.fits:
                 _unmeasured(ctx, out, cand, kv, runtime, layout, c, fit)
             options = [c for c in options if c not in unbacked]
+    if not ctx.late_rejects:
+        # Nothing rejects on the numbers, so every concurrency that fits passes: compare them by their metrics and
+        # build the Deployment of the one the objective keeps.
+        points: list[_Point] = []
+        for c in reversed(options):  # most requests first: the cheapest per token
+            fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c, pp) if c != 1 else probe
+            if not fit.fits:  # a runtime whose overhead grows with the tokens held (llama.cpp) fits fewer
+                continue
+            perf = ctx.speed(cand, kv, runtime, tp, c, pp=pp)
+            out.evaluated += 1
+            metrics = _metrics(ctx, layout, c, c * replicas, fit, perf, quality,
+                               ctx.speed_measured(runtime, tp, c))[0]
+            points.append(_Point(cand, kv, runtime, layout, c, metrics, fit, perf))
+            cost = metrics["gpu_hours_per_million_tokens"]
+            cheapest = min(cheapest, cost)
+            if stop and cost > cheapest * stop:
+                break  # fewer requests only cost more per token, past what the objective's tolerance keeps
+        if points:
+            kept = points[0] if len(points) == 1 else objective.best(points, ctx.k.priorities[shape.priority])
+            out.feasible.append(build_deployment(ctx, cand, kv, runtime, layout, kept.concurrency,
+                                                 kept.concurrency * replicas, kept.fit, kept.perf, quality, facts))
+        return
     for c in reversed(options):  # most requests first: the cheapest per token
         fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c, pp) if c != 1 else probe
         if not fit.fits:  # a runtime whose overhead grows with the tokens held (llama.cpp) fits fewer
