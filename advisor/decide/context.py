@@ -129,7 +129,6 @@ class EndpointContext:
         self._speeds: dict[tuple, Performance] = {}
         self._speed_models: dict[tuple, SpeedModel] = {}
         self._quality: dict[tuple, Quality] = {}
-        self._static: dict[tuple[str, str, str], StaticVerdict] = {}
         self._facts: dict[tuple[str, str, str], dict] = {}
         # a rule's verdict on a candidate, KV format and runtime, shared across requests (see CompiledRule.key)
         self._fires: dict[tuple, bool] = derived(k, "rule-fires", dict)
@@ -311,9 +310,18 @@ class EndpointContext:
         key = (cand.id, runtime.id, tp, pp)
         base = self._fit_base.get(key)
         if base is None:
-            util, non_torch = self.utilization(runtime, tp, pp)
-            base = self._fit_base[key] = (self.weights(cand).checkpoint_bytes, self.loaded(cand, runtime, tp, pp),
-                                          self.visible_bytes(), util, non_torch)
+            # the same weights on the same GPU and runtime: shared across requests (the endpoint plays no part)
+            weights = self.weights(cand)
+            shared = derived(self.k, "fit-base", dict)
+            full = (id(weights), runtime.id, self.gpu_key, tp, pp)
+            entry = shared.get(full)
+            if entry is None or entry[0] is not weights:  # the weights object keeps its id from being reused
+                if len(shared) > 100_000:
+                    shared.clear()
+                util, non_torch = self.utilization(runtime, tp, pp)
+                entry = shared[full] = (weights, (weights.checkpoint_bytes, self.loaded(cand, runtime, tp, pp),
+                                                  self.visible_bytes(), util, non_torch))
+            base = self._fit_base[key] = entry[1]
         return base
 
     def visible_bytes(self) -> int:
@@ -378,7 +386,8 @@ class EndpointContext:
         return self._chunks[key]
 
     def quality(self, cand: Candidate, kv: KVFormat, adjustments: tuple[Adjustment, ...]) -> Quality:
-        key = (cand.id, kv.id, adjustments)
+        # an adjustment is its rule's (gates._adjustment): the rule ids name the tuple, and hash faster
+        key = (cand.id, kv.id, tuple([a.rule for a in adjustments]))
         if key not in self._quality:
             shared = derived(self.k, "quality", dict)  # a pure function of these inputs: shared across requests
             full = (key, self._evidence(cand), self.arch.model_type, size_bucket(self.k, self.params_b),
@@ -404,11 +413,7 @@ class EndpointContext:
     def verdict(self, cand: Candidate, kv: KVFormat, runtime: Runtime) -> StaticVerdict:
         """What the rejecting and quality rules say about one candidate, KV format and runtime (cached; each rule
         is evaluated once per distinct value of the facts it reads)."""
-        key = (cand.id, kv.id, runtime.id)
-        verdict = self._static.get(key)
-        if verdict is not None:
-            return verdict
-        shared_key = (self._gate_sig, *key)
+        shared_key = (self._gate_sig, cand.id, kv.id, runtime.id)
         verdict = self._verdicts.get(shared_key)
         if verdict is None:
             fired: list[CompiledRule] = []
@@ -432,7 +437,6 @@ class EndpointContext:
             if verdict is None:
                 verdict = by_rules[names] = apply_static(self.k, fired, None)
             self._verdicts[shared_key] = verdict
-        self._static[key] = verdict
         return verdict
 
     def facts(self, cand: Candidate, kv: KVFormat, runtime: Runtime) -> dict:

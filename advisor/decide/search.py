@@ -40,11 +40,16 @@ class Attempt:
 class MemoryMiss:
     """A configuration that only memory stops, at one layout (for near misses and 'what would fit')."""
 
-    __slots__ = ("cand", "kv", "runtime", "layout", "fit", "quality", "facts")
+    __slots__ = ("cand", "kv", "runtime", "layout", "fit", "quality", "_ctx")
 
-    def __init__(self, cand, kv, runtime, layout, fit, quality, facts):
+    def __init__(self, ctx: EndpointContext, cand, kv, runtime, layout, fit, quality):
         self.cand, self.kv, self.runtime, self.layout, self.fit = cand, kv, runtime, layout, fit
-        self.quality, self.facts = quality, facts
+        self.quality, self._ctx = quality, ctx
+
+    @property
+    def facts(self) -> dict:
+        """The configuration's static facts (worked out when first asked for: most misses are never shown)."""
+        return self._ctx.facts(self.cand, self.kv, self.runtime)
 
     @property
     def max_total(self) -> int:
@@ -239,7 +244,7 @@ def _late(ctx: EndpointContext, dep: Deployment) -> list[Reason]:
 
 
 def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KVFormat, runtime: Runtime,
-                     layout: Layout, quality: Quality, facts: dict) -> None:
+                     layout: Layout, quality: Quality) -> None:
     tp, replicas, pp = layout.tensor_parallel, layout.replicas, layout.pipeline_parallel
     shape = ctx.shape
     if ctx.mode == "requirement":
@@ -249,14 +254,14 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
             if out.closer(cand.id, (0, True, fit.total_bytes_per_gpu)):
                 out.attempt(Attempt(cand.id, kv.id, runtime.id, layout,
                                     [gates.memory_reason(ctx, fit, kv, layout, per_replica)], fit))
-            out.memory_misses.append(MemoryMiss(cand, kv, runtime, layout, fit, quality, facts))
+            out.memory_misses.append(MemoryMiss(ctx, cand, kv, runtime, layout, fit, quality))
             return
         if _unmeasured(ctx, out, cand, kv, runtime, layout, per_replica, fit):
             return
         perf = ctx.speed(cand, kv, runtime, tp, per_replica, pp=pp)
         out.evaluated += 1
         dep = build_deployment(ctx, cand, kv, runtime, layout, per_replica, shape.concurrency, fit, perf, quality,
-                               facts)
+                               ctx.facts(cand, kv, runtime))
         reasons = _late(ctx, dep)
         if reasons:
             out.gated.append(dep)
@@ -272,7 +277,7 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
         if out.closer(cand.id, (0, True, probe.total_bytes_per_gpu)):
             out.attempt(Attempt(cand.id, kv.id, runtime.id, layout, [gates.memory_reason(ctx, probe, kv, layout, 1)],
                                 probe))
-        out.memory_misses.append(MemoryMiss(cand, kv, runtime, layout, probe, quality, facts))
+        out.memory_misses.append(MemoryMiss(ctx, cand, kv, runtime, layout, probe, quality))
         return
     passing, failing = [], []
     cheapest = math.inf
@@ -308,7 +313,8 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
         if points:
             kept = points[0] if len(points) == 1 else objective.best(points, ctx.k.priorities[shape.priority])
             out.feasible.append(build_deployment(ctx, cand, kv, runtime, layout, kept.concurrency,
-                                                 kept.concurrency * replicas, kept.fit, kept.perf, quality, facts))
+                                                 kept.concurrency * replicas, kept.fit, kept.perf, quality,
+                                                 ctx.facts(cand, kv, runtime)))
         return
     for c in reversed(options):  # most requests first: the cheapest per token
         fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c, pp) if c != 1 else probe
@@ -316,7 +322,8 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
             continue
         perf = ctx.speed(cand, kv, runtime, tp, c, pp=pp)
         out.evaluated += 1
-        dep = build_deployment(ctx, cand, kv, runtime, layout, c, c * replicas, fit, perf, quality, facts)
+        dep = build_deployment(ctx, cand, kv, runtime, layout, c, c * replicas, fit, perf, quality,
+                               ctx.facts(cand, kv, runtime))
         reasons = _late(ctx, dep)
         (failing if reasons else passing).append((dep, reasons))
         cost = dep.metrics["gpu_hours_per_million_tokens"]
@@ -395,7 +402,6 @@ def search(ctx: EndpointContext, measured_only: bool = False) -> Outcome:
                         out.blocked(cand.id, kv.id, runtime.id, None, verdict.reasons)
                     continue
                 quality = ctx.quality(cand, kv, tuple(verdict.adjustments))
-                facts = ctx.facts(cand, kv, runtime)
                 for layout in layouts:
                     out.seq += 1
                     if single_node and layout.pipeline_parallel > 1:
@@ -406,6 +412,6 @@ def search(ctx: EndpointContext, measured_only: bool = False) -> Outcome:
                     if split:
                         out.blocked(cand.id, kv.id, runtime.id, layout, [split])
                         continue
-                    _evaluate_layout(ctx, out, cand, kv, runtime, layout, quality, facts)
+                    _evaluate_layout(ctx, out, cand, kv, runtime, layout, quality)
     out.close()
     return out
