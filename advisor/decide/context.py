@@ -137,6 +137,7 @@ class EndpointContext:
         if len(self._fires) > 200_000:
             self._fires.clear()
         self._parts: dict[tuple[str, str], dict] = {}
+        self.support_cache: dict[tuple, list] = derived(k, "candidate-support", dict)  # gates.candidate_support
         self._speed_rows: dict[str, RuntimeSpeed] = {sp.runtime: sp for sp in k.speed.values()}
         self._pipelines: dict[int, object] = {}  # pipeline stages -> performance.Pipeline (hop costs)
         crit = request.criteria

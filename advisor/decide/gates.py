@@ -57,11 +57,12 @@ def checkpoint_reasons(ctx: EndpointContext, cand: Candidate, runtime: Runtime) 
 def candidate_support(ctx: EndpointContext, cand: Candidate, runtime: Runtime) -> list[Reason]:
     """Reasons the runtime cannot serve the candidate on this GPU (cached: knowledge is immutable; a custom GPU by
     its whole description, as two custom GPUs share the id)."""
-    cache = derived(ctx.k, "candidate-support", dict)
+    cache = ctx.support_cache
     key = (ctx.gpu_key, cand.id, runtime.id)
-    if key not in cache:
-        cache[key] = _candidate_support(ctx, cand, runtime)
-    return cache[key]
+    reasons = cache.get(key)
+    if reasons is None:
+        reasons = cache[key] = _candidate_support(ctx, cand, runtime)
+    return reasons
 
 
 def _candidate_support(ctx: EndpointContext, cand: Candidate, runtime: Runtime) -> list[Reason]:

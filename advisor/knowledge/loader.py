@@ -210,20 +210,26 @@ def load_knowledge_from(directory: Path) -> Knowledge:
 
 
 _DERIVED: dict[int, tuple[Knowledge, dict[str, Any]]] = {}
+_LAST: list[tuple[Knowledge | None, dict[str, Any]]] = [(None, {})]  # the entry asked for last
+_MISSING = object()
 
 
 def derived(knowledge: Knowledge, name: str, build: Callable[[], Any]) -> Any:
     """A value computed once from a knowledge base and kept beside it (indexes, caches of pure functions of the
     tables). Knowledge is frozen, so the value stays valid; a few knowledge bases are kept at most."""
-    entry = _DERIVED.get(id(knowledge))
+    entry = _LAST[0]  # the engine asks hundreds of times per request, nearly always of the same knowledge base
+    if entry[0] is not knowledge:
+        entry = _DERIVED.get(id(knowledge))
     if entry is None or entry[0] is not knowledge:
         if len(_DERIVED) >= 4:
             _DERIVED.pop(next(iter(_DERIVED)))
         entry = _DERIVED[id(knowledge)] = (knowledge, {})
+    _LAST[0] = entry
     store = entry[1]
-    if name not in store:
-        store[name] = build()
-    return store[name]
+    value = store.get(name, _MISSING)
+    if value is _MISSING:
+        value = store[name] = build()
+    return value
 
 
 @functools.cache
