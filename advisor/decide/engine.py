@@ -72,7 +72,7 @@ def recommend_endpoint(ctx: EndpointContext, detail: bool = True) -> EndpointRes
     # rest compete only when nothing measured serves the endpoint, or when the user named the runtime.
     out = search(ctx, measured_only=not ctx.request.runtime)
     if not out.feasible and out.skipped:
-        out = search(ctx)
+        out = search(ctx, resume=out.resume)  # every runtime, from the first one that pass may have skipped
     priority = k.priorities[shape.priority]
     preference = {r.id: r.preference for r in k.runtimes.values()}
     measured = [d for d in out.feasible if d.metrics["speed_measured"]]

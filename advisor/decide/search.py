@@ -76,6 +76,20 @@ class Outcome:
         self._blocked: dict[str, tuple[int, str, str, Layout | None, tuple[list[Reason], ...]]] = {}
         self.seq = 0  # the search's step: the order candidates first came up in, which the rejections list keeps
         self._first: dict[str, int] = {}
+        # In a measured-only pass: (index of the first runtime whose options that pass may skip, a copy of the
+        # outcome before it). A second pass that evaluates everything starts from there: the runtimes before it
+        # were searched as that pass would search them.
+        self.resume: tuple[int, Outcome] | None = None
+
+    def copy(self) -> Outcome:
+        """A copy to continue from (its containers copied; the attempts, misses and deployments they hold are never
+        changed in place during a search)."""
+        other = Outcome(self.measured_only)
+        other.skipped, other.feasible, other.gated = set(self.skipped), list(self.feasible), list(self.gated)
+        other.memory_misses, other.attempts = list(self.memory_misses), dict(self.attempts)
+        other.runtimes, other.single_node, other.evaluated = self.runtimes, dict(self.single_node), self.evaluated
+        other._blocked, other.seq, other._first = dict(self._blocked), self.seq, dict(self._first)
+        return other
 
     def settled(self, candidate: str) -> bool:
         """The candidate already came as close as a hard reason can (only memory, targets or speed evidence
@@ -348,17 +362,35 @@ def _concurrencies(ctx: EndpointContext, layout: Layout) -> tuple[int, int]:
     return 1, int(cap)
 
 
-def search(ctx: EndpointContext, measured_only: bool = False) -> Outcome:
+def _all_measured(ctx: EndpointContext, runtime: Runtime, layouts: list[Layout]) -> bool:
+    """Do measurements back this runtime's speed at every concurrency the search may try at every layout? (Then a
+    measured-only pass searches it exactly as a full pass does.)"""
+    return all(ctx.speed_measured(runtime, lay.tensor_parallel, lo) and ctx.speed_measured(runtime, lay.tensor_parallel,
+                                                                                            hi)
+               for lay in layouts for lo, hi in [_concurrencies(ctx, lay)])
+
+
+def search(ctx: EndpointContext, measured_only: bool = False, resume: tuple[int, Outcome] | None = None) -> Outcome:
     """Evaluate every deployment; with `measured_only`, only those whose runtime speed published measurements
-    back at their concurrency and GPU count (the others keep a reason)."""
-    out = Outcome(measured_only)
+    back at their concurrency and GPU count (the others keep a reason). `resume`: a measured-only pass's
+    :attr:`Outcome.resume`, to search everything from the first runtime that pass may have skipped options of
+    (the same outcome as searching everything from the start)."""
     layouts = gates.layouts(ctx.arch, ctx.request.gpus, ctx.request.nodes)
     pipelined = any(lay.pipeline_parallel > 1 for lay in layouts)
     cands = list(candidates(ctx))
     kvs = list(ctx.k.kv_formats.values())
-    out.runtimes = runtimes(ctx)
-    for runtime in out.runtimes:
+    if resume is not None and not measured_only:
+        start, saved = resume
+        out = saved.copy()
+        out.measured_only = False
+    else:
+        start, out = 0, Outcome(measured_only)
+        out.runtimes = runtimes(ctx)
+    for index in range(start, len(out.runtimes)):
+        runtime = out.runtimes[index]
         blocked = gates.runtime_reasons(ctx, runtime)
+        if measured_only and out.resume is None and not blocked and not _all_measured(ctx, runtime, layouts):
+            out.resume = (index, out.copy())
         if blocked:
             for cand in cands:
                 out.seq += 1
