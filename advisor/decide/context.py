@@ -21,7 +21,7 @@ from advisor.physics import gguf, memory
 from advisor.physics.architecture import tensor_inventory
 from advisor.physics.estimate import gpu_price, resolve_layout
 from advisor.physics.performance import ModelCost, Performance, SpeedModel, chunk_tokens_for, pipeline_for, with_bands
-from advisor.physics.quality import Adjustment, Quality, expected_quality, size_bucket
+from advisor.physics.quality import Quality, expected_quality, size_bucket
 
 # Facts known before memory, speed and quality are computed; rules naming only these run once per
 # (candidate, KV format, runtime). Rules naming any other fact run per deployment, or when explaining.
@@ -386,10 +386,12 @@ class EndpointContext:
             self._chunks[key] = chunk_tokens_for(runtime.memory, self.gpu, tp)
         return self._chunks[key]
 
-    def quality(self, cand: Candidate, kv: KVFormat, adjustments: tuple[Adjustment, ...]) -> Quality:
-        # an adjustment is its rule's (gates._adjustment): the rule ids name the tuple, and hash faster
-        key = (cand.id, kv.id, tuple([a.rule for a in adjustments]))
+    def quality(self, cand: Candidate, kv: KVFormat, verdict: StaticVerdict | None = None) -> Quality:
+        """Expected quality of the candidate's weights with this KV cache, with the risks the rules' `verdict` adds
+        (none without one); cached, and shared across requests of the same evidence, model and tasks."""
+        key = (cand.id, kv.id, verdict.adjustment_key() if verdict is not None else ())
         if key not in self._quality:
+            adjustments = tuple(verdict.adjustments) if verdict is not None else ()
             shared = derived(self.k, "quality", dict)  # a pure function of these inputs: shared across requests
             full = (key, self._evidence(cand), self.arch.model_type, size_bucket(self.k, self.params_b),
                     tuple(self.tasks.items()))

@@ -246,7 +246,7 @@ def fired(k: Knowledge, rule: Rule) -> FiredRule:
 class StaticVerdict:
     """What the static rules say about one (candidate, KV, runtime): rejections, risks, notes, flags."""
 
-    __slots__ = ("reasons", "fired", "adjustments", "notes", "flags")
+    __slots__ = ("reasons", "fired", "adjustments", "notes", "flags", "_key")
 
     def __init__(self) -> None:
         self.reasons: list[Reason] = []
@@ -254,6 +254,14 @@ class StaticVerdict:
         self.adjustments: list[Adjustment] = []
         self.notes: list[str] = []
         self.flags: list[str] = []
+        self._key: tuple[str, ...] | None = None
+
+    def adjustment_key(self) -> tuple[str, ...]:
+        """The ids of the rules whose quality adjustments apply (an adjustment is its rule's: :func:`_adjustment`);
+        worked out on first use, once the verdict is complete."""
+        if self._key is None:
+            self._key = tuple([a.rule for a in self.adjustments])
+        return self._key
 
 
 def _adjustment(k: Knowledge, rule: Rule) -> Adjustment:

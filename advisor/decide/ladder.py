@@ -86,7 +86,7 @@ def evaluate_at(ctx: EndpointContext, cand: Candidate, kv_id: str, runtime_id: s
     if not fit.fits:
         return None, fit
     verdict, facts = ctx.verdict(cand, kv, runtime), ctx.facts(cand, kv, runtime)
-    quality = ctx.quality(cand, kv, tuple(verdict.adjustments))
+    quality = ctx.quality(cand, kv, verdict)
     perf = ctx.speed(cand, kv, runtime, layout.tensor_parallel, concurrency, pp=layout.pipeline_parallel)
     total = concurrency * layout.replicas if ctx.mode == "ceiling" else ctx.shape.concurrency
     dep = build_deployment(ctx, cand, kv, runtime, layout, concurrency, total, fit, perf, quality, facts)
@@ -310,7 +310,7 @@ def kv_options(ctx: EndpointContext, pick: Deployment) -> list[KVOption]:
                              f"{ctx.shape.context:,} tokens, {pick.concurrency * replicas:,} needed")
         else:
             perf = ctx.speed(cand, kv, runtime, tp, pick.concurrency, pp=pp)
-            quality = ctx.quality(cand, kv, tuple(ctx.verdict(cand, kv, runtime).adjustments))
+            quality = ctx.quality(cand, kv, ctx.verdict(cand, kv, runtime))
             option.tpot_ms, option.ttft_ms = perf.tpot_ms, perf.ttft_ms
             option.expected_recovery_pct = quality.expected_recovery_pct
             misses = _target_misses(ctx, perf.tpot_ms, perf.ttft_ms, quality.expected_recovery_pct)

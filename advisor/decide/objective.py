@@ -23,14 +23,32 @@ FRONT_METRICS = ("expected_recovery_pct", "gpu_hours_per_million_tokens", "tpot_
 DERIVED = ("balanced_utility",)  # a function of metrics already compared
 
 
+_FRONT: dict[int, tuple[Priority, tuple[str, ...]]] = {}  # id(priority) -> (the priority, its front metrics)
+_SENSES: dict[tuple[str, ...], tuple[tuple[str, bool], ...]] = {}  # metrics -> (metric, flipped) pairs
+
+
 def front_metrics(priority: Priority) -> tuple[str, ...]:
+    """The metrics the Pareto front compares under this priority (remembered per priority object)."""
+    known = _FRONT.get(id(priority))
+    if known is not None and known[0] is priority:
+        return known[1]
     extra = [key.metric for key in priority.objective if key.metric not in FRONT_METRICS + DERIVED]
-    return FRONT_METRICS + tuple(dict.fromkeys(extra))
+    metrics = FRONT_METRICS + tuple(dict.fromkeys(extra))
+    if len(_FRONT) > 64:
+        _FRONT.clear()
+    _FRONT[id(priority)] = (priority, metrics)
+    return metrics
 
 
 def oriented(dep: Deployment, metrics: Sequence[str]) -> tuple[float, ...]:
     """Metric values with 'higher is better' flipped, so smaller is better everywhere."""
-    return tuple(-dep.metrics[m] if METRIC_SENSE[m] == "max" else dep.metrics[m] for m in metrics)
+    senses = _SENSES.get(metrics) if isinstance(metrics, tuple) else None
+    if senses is None:
+        senses = tuple((m, METRIC_SENSE[m] == "max") for m in metrics)
+        if isinstance(metrics, tuple) and len(_SENSES) < 256:
+            _SENSES[metrics] = senses
+    values = dep.metrics
+    return tuple([-values[m] if flip else values[m] for m, flip in senses])
 
 
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:

@@ -99,7 +99,7 @@ def offload_options(ctx: EndpointContext, ranked: list | None = None, limit: int
         # the CPU layers' reads move from the GPU's bandwidth to the host's
         tpot = decode_ms(ctx, cand, kv, split.gpu_layers, concurrency)
         ttft = perf.ttft_ms + split.cpu_read / pcie * 1000
-        quality = ctx.quality(cand, kv, ())
+        quality = ctx.quality(cand, kv)
         ram_gib = split.ram / GIB
         host = ctx.request.host_memory_gib
         out.append(OffloadOption(

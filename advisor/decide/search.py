@@ -433,7 +433,7 @@ def search(ctx: EndpointContext, measured_only: bool = False, resume: tuple[int,
                     if not out.settled(cand.id):
                         out.blocked(cand.id, kv.id, runtime.id, None, verdict.reasons)
                     continue
-                quality = ctx.quality(cand, kv, tuple(verdict.adjustments))
+                quality = ctx.quality(cand, kv, verdict)
                 for layout in layouts:
                     out.seq += 1
                     if single_node and layout.pipeline_parallel > 1:
