@@ -206,7 +206,20 @@ class EndpointContext:
     # ------------------------------------------------------------------ rules
     def _compile_rules(self) -> list[CompiledRule]:
         """Each rule reduced by this endpoint's fixed facts and compiled. Rules are data and knowledge is frozen,
-        so the reduction is shared by every endpoint whose fixed facts agree on what the rule reads."""
+        so the reduction is shared by every endpoint whose fixed facts agree on what the rule reads; and the whole
+        list by every endpoint whose fixed facts agree on what any rule reads."""
+        read = derived(self.k, "rule-base-facts", lambda: sorted(
+            {f for rule in self.k.rules.values() for f in _rule_facts(self.k, rule)} & set(self.base_facts)))
+        lists = derived(self.k, "compiled-rule-lists", dict)
+        whole = tuple([_hashable(self.base_facts[f]) for f in read])
+        out = lists.get(whole)
+        if out is None:
+            if len(lists) > 5_000:
+                lists.clear()
+            out = lists[whole] = self._compile_each()
+        return out
+
+    def _compile_each(self) -> list[CompiledRule]:
         shared = derived(self.k, "compiled-rules", dict)
         out = []
         for rule in self.k.rules.values():
