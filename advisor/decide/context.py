@@ -129,6 +129,7 @@ class EndpointContext:
         self._speeds: dict[tuple, Performance] = {}
         self._speed_models: dict[tuple, SpeedModel] = {}
         self._quality: dict[tuple, Quality] = {}
+        self._quality_base: tuple | None = None  # (model type, size bucket, tasks): what the quality cache adds
         self._facts: dict[tuple[str, str, str], dict] = {}
         # a rule's verdict on a candidate, KV format and runtime, shared across requests (see CompiledRule.key)
         self._fires: dict[tuple, bool] = derived(k, "rule-fires", dict)
@@ -406,14 +407,18 @@ class EndpointContext:
         if key not in self._quality:
             adjustments = tuple(verdict.adjustments) if verdict is not None else ()
             shared = derived(self.k, "quality", dict)  # a pure function of these inputs: shared across requests
-            full = (key, self._evidence(cand), self.arch.model_type, size_bucket(self.k, self.params_b),
-                    tuple(self.tasks.items()))
-            if full not in shared:
+            if self._quality_base is None:
+                self._quality_base = (self.arch.model_type, size_bucket(self.k, self.params_b),
+                                      tuple(self.tasks.items()))
+            evidence = self._evidence(cand)
+            full = (key, evidence, *self._quality_base)
+            quality = shared.get(full)
+            if quality is None:
                 if len(shared) > 4096:
                     shared.clear()
-                shared[full] = expected_quality(self.k, self._evidence(cand), kv.id, self.arch.model_type,
-                                                self.params_b, self.tasks, adjustments)
-            self._quality[key] = shared[full]
+                quality = shared[full] = expected_quality(self.k, evidence, kv.id, self.arch.model_type,
+                                                          self.params_b, self.tasks, adjustments)
+            self._quality[key] = quality
         return self._quality[key]
 
     def speed_measured(self, runtime: Runtime, tp: int, concurrency: int, up_to: int | None = None) -> bool:
