@@ -1,11 +1,12 @@
 """Pausing Python's cyclic garbage collector while one recommendation is worked out.
 
 A recommendation allocates tens of thousands of small containers (memory fits, speed phases, deployments, their
-metric and fact dicts). Every 700 allocations the collector walks the young ones, and every few hundred of those
+metric and fact dicts). Every 700 allocations the collector walks the young ones, and every hundred or so of those
 walks, everything the process tracks, the engine's caches included: 12-17% of the CPU of a recommendation on the
-2-core machine (scripts/benchmark_engine.py's sweep with the collector on and off, run side by side), for nothing:
-what a recommendation throws away has no reference cycles that reference counting leaves behind, and what it keeps it
-returns.
+2-core machine (1,352 of scripts/benchmark_engine.py's sweep requests, collector on and off, run side by side).
+What a recommendation throws away has no reference cycles that reference counting leaves behind (tested), so those
+walks find nothing; paused, the one collection after the call walks only what it returns and what it added to the
+caches.
 
 :func:`paused` turns the collector off for the duration of the work and back on after it (only if it was on, and
 only when the last of several threads in the block leaves it: Streamlit runs each session in a thread). Memory is
