@@ -10,7 +10,7 @@ endpoints (batch, offline) a ladder of concurrencies up to what fits, keeping th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from advisor.decide import gates, objective
 from advisor.decide.context import EndpointContext
@@ -311,12 +311,7 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
         # Nothing rejects on the numbers, so every concurrency that fits passes: compare them by their metrics and
         # build the Deployment of the one the objective keeps.
         points: list[_Point] = []
-        for c in reversed(options):  # most requests first: the cheapest per token
-            fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c, pp) if c != 1 else probe
-            if not fit.fits:  # a runtime whose overhead grows with the tokens held (llama.cpp) fits fewer
-                continue
-            perf = ctx.speed(cand, kv, runtime, tp, c, pp=pp)
-            out.evaluated += 1
+        for c, fit, perf in _fitting(ctx, out, cand, kv, runtime, layout, options, probe):
             metrics = _metrics(ctx, layout, c, c * replicas, fit, perf, quality,
                                ctx.speed_measured(runtime, tp, c))[0]
             points.append(_Point(cand, kv, runtime, layout, c, metrics, fit, perf))
@@ -330,12 +325,7 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
                                                  kept.concurrency * replicas, kept.fit, kept.perf, quality,
                                                  ctx.facts(cand, kv, runtime)))
         return
-    for c in reversed(options):  # most requests first: the cheapest per token
-        fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c, pp) if c != 1 else probe
-        if not fit.fits:  # a runtime whose overhead grows with the tokens held (llama.cpp) fits fewer
-            continue
-        perf = ctx.speed(cand, kv, runtime, tp, c, pp=pp)
-        out.evaluated += 1
+    for c, fit, perf in _fitting(ctx, out, cand, kv, runtime, layout, options, probe):
         dep = build_deployment(ctx, cand, kv, runtime, layout, c, c * replicas, fit, perf, quality,
                                ctx.facts(cand, kv, runtime))
         reasons = _late(ctx, dep)
@@ -351,6 +341,20 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
         dep, reasons = min(failing, key=lambda x: (len(x[1]), x[0].concurrency))
         out.gated.append(dep)
         out.attempt(Attempt(cand.id, kv.id, runtime.id, layout, reasons, dep.memory))
+
+
+def _fitting(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KVFormat, runtime: Runtime, layout: Layout,
+             options: list[int], probe: MemoryFit) -> Iterator[tuple[int, MemoryFit, Performance]]:
+    """A ceiling endpoint's concurrencies that fit, most requests first (the cheapest per token): each with its
+    memory fit (`probe` at one request) and speed, counted as evaluated when reached."""
+    tp, pp = layout.tensor_parallel, layout.pipeline_parallel
+    for c in reversed(options):
+        fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c, pp) if c != 1 else probe
+        if not fit.fits:  # a runtime whose overhead grows with the tokens held (llama.cpp) fits fewer
+            continue
+        perf = ctx.speed(cand, kv, runtime, tp, c, pp=pp)
+        out.evaluated += 1
+        yield c, fit, perf
 
 
 def _concurrencies(ctx: EndpointContext, layout: Layout) -> tuple[int, int]:
