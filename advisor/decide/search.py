@@ -369,9 +369,12 @@ def _concurrencies(ctx: EndpointContext, layout: Layout) -> tuple[int, int]:
 def _all_measured(ctx: EndpointContext, runtime: Runtime, layouts: list[Layout]) -> bool:
     """Do measurements back this runtime's speed at every concurrency the search may try at every layout? (Then a
     measured-only pass searches it exactly as a full pass does.)"""
-    return all(ctx.speed_measured(runtime, lay.tensor_parallel, lo) and ctx.speed_measured(runtime, lay.tensor_parallel,
-                                                                                            hi)
-               for lay in layouts for lo, hi in [_concurrencies(ctx, lay)])
+    for lay in layouts:
+        lo, hi = _concurrencies(ctx, lay)
+        tp = lay.tensor_parallel
+        if not (ctx.speed_measured(runtime, tp, lo) and ctx.speed_measured(runtime, tp, hi)):
+            return False  # (measured at both ends of the range is measured all through it)
+    return True
 
 
 def search(ctx: EndpointContext, measured_only: bool = False, resume: tuple[int, Outcome] | None = None) -> Outcome:
