@@ -189,7 +189,7 @@ def recommend(request: Request, knowledge: Knowledge | None = None, detail: bool
                 f"endpoint {endpoint.name!r} context",
                 f"{shape.context:,} tokens exceeds {model.name}'s limit of {model.architecture.max_position:,}",
             )
-        with paused():  # thousands of small objects, no cycles left behind (advisor/collector.py)
+        with paused():  # in the main thread: thousands of small objects, no cycles left (advisor/collector.py)
             results.append(recommend_endpoint(EndpointContext(k, request, model, gpu, shape), detail))
     params = sum(t.params for t in tensor_inventory(model.architecture))
     return RecommendResult(request=request, model=model, params_total=params, gpu=gpu, endpoints=results)
