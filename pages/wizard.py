@@ -8,7 +8,7 @@ import re
 import streamlit as st
 
 from advisor.errors import AdvisorInputError
-from advisor.intake.request import CUSTOM_GPU_ID, FAILURE_MODES, PRIORITIES, CustomGPU
+from advisor.intake.request import CUSTOM_GPU_ID, FAILURE_MODES, MAX_REVISION, PRIORITIES, CustomGPU
 from advisor.physics.architecture import architecture_from_config, parse_config_text
 from advisor.physics.estimate import gpu_price
 from advisor.plan import document as plan_module
@@ -156,7 +156,7 @@ with st.sidebar:
         "for gated repos).",
     )
     st.text_input(
-        "Revision (optional)", key=ui_state.FIELDS["model_revision"], persist_state="session", max_chars=128,
+        "Revision (optional)", key=ui_state.FIELDS["model_revision"], persist_state="session", max_chars=MAX_REVISION,
         placeholder="main",
         help="The Hub branch, tag or commit of the model's repo to serve. The serve commands pin it (--revision) and "
         "results you verify are tied to it: a plan made again for another revision marks them stale.",
