@@ -251,15 +251,17 @@ def test_vision_language_models_take_the_multimodal_activation_class():
 
 @pytest.mark.parametrize("model_id", list(load_knowledge().models))
 def test_max_context_is_the_longest_context_kv_bytes_per_sequence_fits(model_id):
-    """max_context works the per-sequence bytes out with its own copy of the arithmetic (for speed): it must agree
-    with kv_bytes_per_sequence at the answer and one token past it, sliding windows, recurrent state and pipeline
-    stages included."""
+    """max_context works the per-sequence bytes out with its own copy of the arithmetic and solves for the answer
+    (for speed): it must agree with kv_bytes_per_sequence at the answer and one token past it, sliding windows,
+    recurrent state and pipeline stages included, from a budget of a few bytes to more than the context needs."""
     k = load_knowledge()
     arch = resolve_model(k, model_id).architecture
     limit = arch.max_position or 1 << 20
     for kv_id in ("bf16", "fp8"):
         kv = k.kv_formats[kv_id]
-        for tp, pp, seqs, budget in ((1, 1, 1, 3 * GIB), (2, 1, 7, 20 * GIB), (1, 2, 3, 5 * GIB)):
+        for tp, pp, seqs, budget in ((1, 1, 1, 3 * GIB), (2, 1, 7, 20 * GIB), (1, 2, 3, 5 * GIB),
+                                     (1, 1, 1, 12345), (1, 1, 256, 7 * GIB), (4, 1, 33, 61 * GIB),
+                                     (8, 2, 1000, 90 * GIB), (1, 1, 2, 123 * GIB)):
             longest = memory.max_context(arch, kv, seqs, budget, tp, limit, pp)
             assert seqs * memory.kv_bytes_per_sequence(arch, kv, longest, tp, pp) <= budget or longest == 0
             if longest < limit:

@@ -431,6 +431,14 @@ class EndpointContext:
         top = concurrency if up_to is None else up_to
         return bool(bounds) and bounds[0] <= top and concurrency <= bounds[1] and tp <= bounds[2]
 
+    def measured_range(self, runtime: Runtime, tp: int) -> tuple[int, int] | None:
+        """(lowest, highest) concurrency per replica at which published measurements back this runtime's speed at
+        `tp` GPUs (:meth:`speed_measured` at each), or None where none do."""
+        if self._speed_ranges is None:
+            self._speed_ranges = derived(self.k, "speed-evidence", lambda: _speed_evidence(self.k))
+        bounds = self._speed_ranges.get(runtime.id)
+        return (bounds[0], bounds[1]) if bounds and tp <= bounds[2] else None
+
     def verdict(self, cand: Candidate, kv: KVFormat, runtime: Runtime) -> StaticVerdict:
         """What the rejecting and quality rules say about one candidate, KV format and runtime (cached; each rule
         is evaluated once per distinct value of the facts it reads)."""

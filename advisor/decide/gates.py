@@ -4,7 +4,7 @@ model can be split into, what fits in memory, and the rules that reject. Also ho
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from advisor.decide.result import FiredRule, Layout, MemoryFit, Reason
@@ -180,6 +180,23 @@ def memory_fit(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Run
     if fit is None:
         fit = ctx.fits[key] = _memory_fit(ctx, cand, kv, runtime, tp, concurrency, pp)
     return fit
+
+
+def fit_numbers(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Runtime, tp: int, pp: int = 1
+                ) -> Callable[[int], tuple[int, int, int]]:
+    """The figures :func:`memory_fit` compares, as a function of the requests held: concurrency -> (its KV budget,
+    bytes per GPU, sequences that fit (both per GPU, at least 0), its KV bytes per GPU). It fits when the budget is
+    not negative and holds the KV bytes; the weights per GPU are ``ctx.fit_base(...)[1]``."""
+    _, w_gpu, capacity, util, non_torch = ctx.fit_base(cand, runtime, tp, pp)
+    per_seq = ctx.kv_per_sequence(kv, tp, pp=pp)
+    spec = runtime.memory
+
+    def at(concurrency: int) -> tuple[int, int, int]:
+        overhead = ctx.overhead(runtime, tp, concurrency, pp)
+        budget = memory.kv_budget_per_gpu(spec, capacity, w_gpu, overhead, util, non_torch)
+        return budget, max(0, budget) // per_seq if per_seq else 0, per_seq * concurrency
+
+    return at
 
 
 def _memory_fit(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Runtime, tp: int,

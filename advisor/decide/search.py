@@ -25,16 +25,36 @@ from advisor.physics.quality import Quality
 class Attempt:
     """The closest a candidate came to serving the endpoint, with what stopped it."""
 
-    __slots__ = ("candidate", "kv", "runtime", "layout", "reasons", "memory", "closeness")
+    __slots__ = ("candidate", "kv", "runtime", "layout", "_reasons", "memory", "closeness", "_short")
 
-    def __init__(self, candidate: str, kv: str, runtime: str, layout: Layout | None, reasons: list[Reason],
-                 memory: MemoryFit | None = None):
+    def __init__(self, candidate: str, kv: str, runtime: str, layout: Layout | None, reasons: list[Reason] | None,
+                 memory: MemoryFit | None = None, short: tuple | None = None):
         self.candidate, self.kv, self.runtime, self.layout = candidate, kv, runtime, layout
-        self.reasons, self.memory = reasons, memory
+        self._reasons, self.memory, self._short = reasons, memory, short
+        if reasons is None:  # only memory stopped it (:func:`memory_attempt`)
+            self.closeness = (0, True, memory.total_bytes_per_gpu)  # type: ignore[union-attr]
+            return
         # hard blockers first, then memory, then the quality floor and targets (the nearest to serving)
         hard = sum(1 for r in reasons if r.kind not in ("memory", "target", "quality", "unmeasured"))
         memory_miss = any(r.kind == "memory" for r in reasons)
         self.closeness = (hard, memory_miss, memory.total_bytes_per_gpu if memory else 0)
+
+    @property
+    def reasons(self) -> list[Reason]:
+        """What stopped it. An attempt that only memory stopped words its reason when first asked: most are replaced
+        by a closer attempt before any is shown."""
+        if self._reasons is None:
+            ctx, kv, concurrency = self._short  # type: ignore[misc]
+            self._reasons = [gates.memory_reason(ctx, self.memory, kv, self.layout, concurrency)]
+        return self._reasons
+
+
+def memory_attempt(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KVFormat, runtime: Runtime,
+                   layout: Layout, fit: MemoryFit, concurrency: int) -> None:
+    """Note an attempt that only memory stopped (`fit`, at `concurrency` requests per replica), if it is the
+    candidate's closest so far."""
+    if out.closer(cand.id, (0, True, fit.total_bytes_per_gpu)):
+        out.attempt(Attempt(cand.id, kv.id, runtime.id, layout, None, fit, (ctx, kv, concurrency)))
 
 
 class MemoryMiss:
@@ -167,28 +187,30 @@ def concurrency_options(cap: int) -> list[int]:
     return out + [cap]
 
 
-def _metrics(ctx: EndpointContext, layout: Layout, concurrency: int, total: int, fit: MemoryFit, perf: Performance,
-             quality: Quality, measured: bool) -> tuple[dict[str, float], float, float | None]:
-    """The objective metrics of a deployment (`perf` is one replica at `concurrency`; `total` requests are spread
-    over the replicas), its throughput over every replica and its cost per million tokens."""
-    throughput = perf.throughput_tokens_per_s * total / concurrency
+def _metrics(ctx: EndpointContext, layout: Layout, concurrency: int, total: int, fit: tuple[int, int],
+             speed: tuple[float, float, float], quality: Quality, measured: bool
+             ) -> tuple[dict[str, float], float, float | None]:
+    """The objective metrics of a deployment, its throughput over every replica and its cost per million tokens.
+    `fit`: (bytes per GPU of weights and KV, sequences one replica holds); `speed`: (TTFT ms, time per output token
+    ms, output tokens/s) of one replica at `concurrency`; `total` requests are spread over the replicas."""
+    throughput = speed[2] * total / concurrency
     gpus = layout.gpus
     gpu_hours = gpus / (throughput * 3600) * 1e6
     cost = ctx.price * gpu_hours if ctx.price else None
     if ctx.mode == "ceiling":
         gpus_needed = layout.tensor_parallel * layout.pipeline_parallel
     else:
-        per_replica = max(1, fit.max_concurrency)
+        per_replica = max(1, fit[1])
         gpus_needed = min(gpus, layout.tensor_parallel * layout.pipeline_parallel * math.ceil(total / per_replica))
     return {
         "expected_recovery_pct": quality.expected_recovery_pct,
         "worst_recovery_pct": quality.worst_recovery_pct,
         "gpu_hours_per_million_tokens": gpu_hours,
-        "tpot_ms": perf.tpot_ms,
-        "ttft_ms": perf.ttft_ms,
+        "tpot_ms": speed[1],
+        "ttft_ms": speed[0],
         "gpus_needed": float(gpus_needed),
-        "model_bytes_per_gpu": float(fit.weights_bytes_per_gpu + fit.kv_bytes_per_gpu),
-        "max_total_concurrency": float(fit.max_concurrency * layout.replicas),
+        "model_bytes_per_gpu": float(fit[0]),
+        "max_total_concurrency": float(fit[1] * layout.replicas),
         "throughput_per_gpu": throughput / gpus,
         "speed_measured": float(measured),
     }, throughput, cost
@@ -200,8 +222,10 @@ def build_deployment(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtim
     """The deployment's numbers for all replicas: `perf` is one replica at `concurrency`; `total` requests
     are spread over the replicas."""
     pp = layout.pipeline_parallel
-    metrics, throughput, cost = _metrics(ctx, layout, concurrency, total, fit, perf, quality,
-                                         ctx.speed_measured(runtime, layout.tensor_parallel, concurrency))
+    metrics, throughput, cost = _metrics(
+        ctx, layout, concurrency, total, (fit.weights_bytes_per_gpu + fit.kv_bytes_per_gpu, fit.max_concurrency),
+        (perf.ttft_ms, perf.tpot_ms, perf.throughput_tokens_per_s), quality,
+        ctx.speed_measured(runtime, layout.tensor_parallel, concurrency))
     if explain:
         perf = ctx.speed(cand, kv, runtime, layout.tensor_parallel, concurrency, explain=True, pp=pp)
     perf = construct(Performance, **{**perf.__dict__, "throughput_tokens_per_s": throughput,
@@ -231,12 +255,12 @@ class _Point:
     """One concurrency of a ceiling endpoint's configuration, by its numbers only: what the objective compares
     (the attributes :func:`objective.best` reads) before a Deployment is built for the one it keeps."""
 
-    __slots__ = ("candidate", "kv", "runtime", "layout", "concurrency", "metrics", "fit", "perf")
+    __slots__ = ("candidate", "kv", "runtime", "layout", "concurrency", "metrics")
 
     def __init__(self, cand: Candidate, kv: KVFormat, runtime: Runtime, layout: Layout, concurrency: int,
-                 metrics: dict[str, float], fit: MemoryFit, perf: Performance):
+                 metrics: dict[str, float]):
         self.candidate, self.kv, self.runtime, self.layout = cand.id, kv.id, runtime.id, layout
-        self.concurrency, self.metrics, self.fit, self.perf = concurrency, metrics, fit, perf
+        self.concurrency, self.metrics = concurrency, metrics
 
 
 def _unmeasured(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KVFormat, runtime: Runtime, layout: Layout,
@@ -265,9 +289,7 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
         per_replica = math.ceil(shape.concurrency / replicas)
         fit = gates.memory_fit(ctx, cand, kv, runtime, tp, per_replica, pp)
         if not fit.fits:
-            if out.closer(cand.id, (0, True, fit.total_bytes_per_gpu)):
-                out.attempt(Attempt(cand.id, kv.id, runtime.id, layout,
-                                    [gates.memory_reason(ctx, fit, kv, layout, per_replica)], fit))
+            memory_attempt(ctx, out, cand, kv, runtime, layout, fit, per_replica)
             out.memory_misses.append(MemoryMiss(ctx, cand, kv, runtime, layout, fit, quality))
             return
         if _unmeasured(ctx, out, cand, kv, runtime, layout, per_replica, fit):
@@ -288,19 +310,18 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
     cap = min(ctx.k.decision["batch-max-concurrency"].value, math.ceil(shape.concurrency / replicas))
     top = min(int(cap), probe.max_concurrency)
     if top < 1:
-        if out.closer(cand.id, (0, True, probe.total_bytes_per_gpu)):
-            out.attempt(Attempt(cand.id, kv.id, runtime.id, layout, [gates.memory_reason(ctx, probe, kv, layout, 1)],
-                                probe))
+        memory_attempt(ctx, out, cand, kv, runtime, layout, probe, 1)
         out.memory_misses.append(MemoryMiss(ctx, cand, kv, runtime, layout, probe, quality))
         return
     passing, failing = [], []
     cheapest = math.inf
     stop = ctx.cost_stop_ratio
     options = concurrency_options(top)
+    lo, hi = ctx.measured_range(runtime, tp) or (0, -1)  # the concurrencies measurements back
     if out.measured_only:
         # Concurrencies no measurement backs are skipped unevaluated. Memory grows with the requests held, so of
         # those only the smallest that fits can be the candidate's closest attempt: record just that one.
-        unbacked = [c for c in options if not ctx.speed_measured(runtime, tp, c)]
+        unbacked = [c for c in options if not lo <= c <= hi]
         if unbacked:
             c = unbacked[0]
             fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c, pp) if c != 1 else probe
@@ -308,21 +329,30 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
                 _unmeasured(ctx, out, cand, kv, runtime, layout, c, fit)
             options = [c for c in options if c not in unbacked]
     if not ctx.late_rejects:
-        # Nothing rejects on the numbers, so every concurrency that fits passes: compare them by their metrics and
-        # build the Deployment of the one the objective keeps.
+        # Nothing rejects on the numbers, so every concurrency that fits passes: compare them by their figures alone
+        # and build the Deployment of the one the objective keeps (its memory fit and speed are the same figures).
         points: list[_Point] = []
-        for c, fit, perf in _fitting(ctx, out, cand, kv, runtime, layout, options, probe):
-            metrics = _metrics(ctx, layout, c, c * replicas, fit, perf, quality,
-                               ctx.speed_measured(runtime, tp, c))[0]
-            points.append(_Point(cand, kv, runtime, layout, c, metrics, fit, perf))
+        fit_at = gates.fit_numbers(ctx, cand, kv, runtime, tp, pp)
+        weights_gpu = ctx.fit_base(cand, runtime, tp, pp)[1]
+        model = ctx.speed_model(cand, runtime, tp, pp)
+        for c in reversed(options):
+            budget, most, kv_gpu = fit_at(c) if c != 1 else (
+                probe.kv_budget_bytes_per_gpu, probe.max_concurrency, probe.kv_bytes_per_gpu)
+            if budget < 0 or kv_gpu > budget:  # a runtime whose overhead grows with the tokens held fits fewer
+                continue
+            out.evaluated += 1
+            metrics = _metrics(ctx, layout, c, c * replicas, (weights_gpu + kv_gpu, most), model.numbers(kv, c),
+                               quality, lo <= c <= hi)[0]
+            points.append(_Point(cand, kv, runtime, layout, c, metrics))
             cost = metrics["gpu_hours_per_million_tokens"]
             cheapest = min(cheapest, cost)
             if stop and cost > cheapest * stop:
                 break  # fewer requests only cost more per token, past what the objective's tolerance keeps
         if points:
-            kept = points[0] if len(points) == 1 else objective.best(points, ctx.k.priorities[shape.priority])
-            out.feasible.append(build_deployment(ctx, cand, kv, runtime, layout, kept.concurrency,
-                                                 kept.concurrency * replicas, kept.fit, kept.perf, quality,
+            c = (points[0] if len(points) == 1 else objective.best(points, ctx.k.priorities[shape.priority])).concurrency
+            fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c, pp) if c != 1 else probe
+            out.feasible.append(build_deployment(ctx, cand, kv, runtime, layout, c, c * replicas, fit,
+                                                 ctx.speed(cand, kv, runtime, tp, c, pp=pp), quality,
                                                  ctx.facts(cand, kv, runtime)))
         return
     for c, fit, perf in _fitting(ctx, out, cand, kv, runtime, layout, options, probe):

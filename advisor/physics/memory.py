@@ -545,11 +545,41 @@ def max_context(
 
     if fits(limit):
         return limit
+    # fits() holds up to some context and not beyond. Solve the tokens held (linear between window sizes) for the
+    # allowance, then settle on fits() itself: the answer a bisection over [0, limit) gives, in a few checks.
+    allowance = budget / concurrency / (share or 1)
+    guess = _tokens_solve(windows, (allowance - state) / per_layer) if per_layer > 0 else None
+    if guess is not None:
+        c = max(0, min(limit - 1, math.floor(guess)))
+        for _ in range(4):
+            if c > 0 and not fits(c):
+                c -= 1
+            elif c + 1 < limit and fits(c + 1):
+                c += 1
+            else:
+                return c
     lo, hi = 0, limit  # fits(lo) holds, fits(hi) does not
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
     return lo
+
+
+def _tokens_solve(windows: tuple[tuple[int | None, int], ...], tokens: float) -> float | None:
+    """The context at which the attention layers hold `tokens` tokens (a sliding layer at most its window), or None
+    when they never do."""
+    slope = sum(n for _, n in windows)  # every layer grows with the context until its window is full
+    held = 0.0  # tokens of the layers whose window is full
+    start = 0
+    for w, n in sorted(((w, n) for w, n in windows if w is not None), key=lambda x: x[0]):
+        if held + slope * w >= tokens:
+            break
+        held += n * w
+        slope -= n
+        start = w
+    if slope <= 0:
+        return None
+    return max(start, (tokens - held) / slope)
 
 
 # --------------------------------------------------------------------------- older releases

@@ -300,41 +300,61 @@ class SpeedModel:
                 _allreduce_seconds(cost.arch, self.gpu, self.tp, mb, self.rt))
         return parts
 
+    def _decode_parts(self, kv: KVFormat, b: int) -> tuple[float, float, float, float, float]:
+        """One decode step for `b` sequences at the average context over the generation: its compute, memory,
+        all-reduce and overhead seconds, and the micro-batch. With pipeline stages, a micro-batch of b / m sequences
+        passes all the layers (weights read in full), m = min(b, pp) in flight."""
+        rt = self.rt
+        micro = min(b, self.pp)
+        mb = b if micro == 1 else b / micro
+        compute, weight_bytes, comm = self._step_parts(mb)
+        return (compute, (weight_bytes + self._kv_bytes(kv) * self.token_layers * mb) / self.bandwidth, comm,
+                (rt.step_overhead_ms + rt.step_overhead_per_seq_ms * b) / 1000 + self.moe_floor + self.layer_overhead,
+                mb)
+
+    def _under_load(self, kv: KVFormat, b: int, decode_seconds: float) -> tuple[float, float]:
+        """(time per output token in seconds, output tokens/s) of `b` requests whose decode step takes
+        `decode_seconds`.
+
+        For throughput, prompts are prefilled together in passes of up to the runtime's prefill_chunk_tokens
+        (knowledge/speed.yaml), one weight read per pass, as vLLM's max_num_batched_tokens and TensorRT-LLM's
+        max_num_tokens do (TTFT is one prompt alone). Time per output token under this load, as serving benchmarks
+        measure it (after the first token): each decode step, plus the other sequences' prefill passes that
+        interleave with a sequence's decoding - one each per cycle. The same figure the aggregate throughput
+        implies, less the sequence's own prefill."""
+        p, output_tokens = self.prompt_tokens, self.output_tokens
+        together = min(self.per_chunk, b)
+        chunk = self._prefill_pass(kv, p * together, p)
+        cycle = b * chunk.seconds / together + output_tokens * decode_seconds
+        throughput = b * output_tokens / cycle
+        tpot = decode_seconds + (b - 1) * chunk.seconds / together / output_tokens
+        return tpot, throughput
+
+    def numbers(self, kv: KVFormat, concurrency: int) -> tuple[float, float, float]:
+        """(TTFT ms, time per output token ms, output tokens/s) of :meth:`at`, the same figures without building
+        its objects (a ceiling endpoint compares a configuration's concurrencies by these alone)."""
+        p = self.prompt_tokens
+        compute, memory, comm, overhead, mb = self._decode_parts(kv, concurrency)
+        seconds = max(compute, memory) + comm + overhead
+        if self.pp > 1:
+            seconds = seconds + self.pipeline.hops_seconds(self.cost.arch, mb)  # type: ignore[union-attr]
+        tpot, throughput = self._under_load(kv, concurrency, seconds)
+        return self._prefill_pass(kv, p, p).seconds * 1000, tpot * 1000, throughput
+
     def at(self, kv: KVFormat, concurrency: int, *, explain: bool = False) -> Performance:
         """One replica serving `concurrency` requests with a `kv` cache: times in ms, tokens/s and USD per million
         output tokens (None without a price). `explain` adds the assumptions in words (the search leaves them out
         of the hundreds of options it only compares)."""
-        rt, tp, pp = self.rt, self.tp, self.pp
-        output_tokens = self.output_tokens
+        tp, pp = self.tp, self.pp
         # prefill: one prompt of P tokens (with pipeline stages: through each stage in turn, then the hops)
         p = self.prompt_tokens
         prefill = self._prefill_pass(kv, p, p)
-        # decode: one step for `concurrency` sequences at the average context over the generation. With pipeline
-        # stages, a micro-batch of b / m sequences passes all the layers (weights read in full), m = min(b, pp) in
-        # flight.
         b = concurrency
-        micro = min(b, pp)
-        mb = b if micro == 1 else b / micro
-        compute, weight_bytes, comm = self._step_parts(mb)
-        decode = _phase(compute,
-                        (weight_bytes + self._kv_bytes(kv) * self.token_layers * mb) / self.bandwidth,
-                        comm,
-                        (rt.step_overhead_ms + rt.step_overhead_per_seq_ms * b) / 1000 + self.moe_floor
-                        + self.layer_overhead)
+        compute, memory, comm, overhead, mb = self._decode_parts(kv, b)
+        decode = _phase(compute, memory, comm, overhead)
         if pp > 1:
             decode = self._with_hops(decode, mb)
-
-        # For throughput, prompts are prefilled together in passes of up to the runtime's prefill_chunk_tokens
-        # (knowledge/speed.yaml), one weight read per pass, as vLLM's max_num_batched_tokens and TensorRT-LLM's
-        # max_num_tokens do; TTFT above is one prompt alone.
-        together = min(self.per_chunk, b)
-        chunk = self._prefill_pass(kv, p * together, p)
-        cycle = b * chunk.seconds / together + output_tokens * decode.seconds
-        throughput = b * output_tokens / cycle
-        # Time per output token under this load, as serving benchmarks measure it (after the first token): each
-        # decode step, plus the other sequences' prefill passes that interleave with a sequence's decoding - one
-        # each per cycle. The same figure the aggregate throughput implies, less the sequence's own prefill.
-        tpot = decode.seconds + (b - 1) * chunk.seconds / together / output_tokens
+        tpot, throughput = self._under_load(kv, b, decode.seconds)
         cost_per_million = None
         usd = self.usd_per_gpu_hour
         if usd:
