@@ -485,7 +485,23 @@ class EndpointContext:
         if verdict is None:
             if len(self._words) > 50_000:
                 self._words.clear()
-            verdict = self._words[shared_key] = apply_static(self.k, self.static_rules, facts)
+            # each rule's answer is shared as the gate rules' are (:meth:`verdict`), and the words by the rules fired
+            cand_slot, kv_id, runtime_id = (facts["cand.id"], self.model_key), facts["kv.id"], facts["runtime.id"]
+            fired = []
+            for cr in self.static_rules:
+                use_c, use_k, use_r = cr.scope
+                slot = (cr.key, cand_slot if use_c else None, kv_id if use_k else None, runtime_id if use_r else None)
+                hit = self._fires.get(slot)
+                if hit is None:
+                    hit = self._fires[slot] = cr.check(facts)
+                if hit:
+                    fired.append(cr)
+            by_rules = derived(self.k, "words-by-rules", dict)
+            names = tuple(cr.rule.id for cr in fired)
+            found = by_rules.get(names)
+            if found is None:
+                found = by_rules[names] = apply_static(self.k, fired, None)
+            verdict = self._words[shared_key] = found
         return verdict
 
     def _served(self, runtime_id: str) -> tuple[list[str], list[str]]:

@@ -10,7 +10,7 @@ import math
 from advisor.decide import gates
 from advisor.decide.checkpoint import checkpoint_use
 from advisor.decide.context import EndpointContext
-from advisor.decide.result import Deployment, KVOption, LadderStep, Layout, NearMiss, WeightsInfo
+from advisor.decide.result import Deployment, KVOption, LadderStep, Layout, MemoryFit, NearMiss, WeightsInfo
 from advisor.decide.search import MemoryMiss, Outcome, build_deployment
 from advisor.fastmodel import construct
 from advisor.knowledge.schema import Candidate
@@ -46,12 +46,19 @@ def finish(ctx: EndpointContext, dep: Deployment) -> Deployment:
         dep.performance = construct(Performance, **{**perf.__dict__,
                                                     "assumptions": model.assumptions(dep.concurrency, perf.decode),
                                                     "bands_pct": bands(ctx.k.decision)})
-    if dep.memory.kv_pool_tokens is None:
+    fit, filled = dep.memory, {}
+    if fit.kv_pool_tokens is None:
         runtime, kv = ctx.k.runtimes[dep.runtime], ctx.k.kv_formats[dep.kv]
-        pool = memory.kv_pool_tokens(ctx.arch, kv, dep.memory.kv_budget_bytes_per_gpu, dep.layout.tensor_parallel,
-                                     runtime.memory.block_tokens, runtime.memory.kv_groups,
-                                     dep.layout.pipeline_parallel)
-        dep.memory = dep.memory.model_copy(update={"kv_pool_tokens": pool})
+        filled["kv_pool_tokens"] = memory.kv_pool_tokens(
+            ctx.arch, kv, fit.kv_budget_bytes_per_gpu, dep.layout.tensor_parallel, runtime.memory.block_tokens,
+            runtime.memory.kv_groups, dep.layout.pipeline_parallel)
+    if fit.max_context is None:
+        limit = ctx.arch.max_position or 1 << 20
+        filled["max_context"] = memory.max_context(ctx.arch, ctx.k.kv_formats[dep.kv], dep.concurrency,
+                                                   max(0, fit.kv_budget_bytes_per_gpu), dep.layout.tensor_parallel,
+                                                   limit, dep.layout.pipeline_parallel)
+    if filled:  # a copy: the same MemoryFit may be shared with the search's caches
+        dep.memory = construct(MemoryFit, **{**fit.__dict__, **filled})
     if not dep.fired:
         words = ctx.words(dep.facts)
         dep.fired, dep.notes, dep.flags = list(words.fired), list(words.notes), list(words.flags)
@@ -67,13 +74,6 @@ def finish(ctx: EndpointContext, dep: Deployment) -> Deployment:
                                   high_precision_groups=kept, kv_bytes_per_element=round(kv.bytes_per_element(dim), 4),
                                   checkpoint=checkpoint_use(ctx, cand, ctx.k.runtimes[dep.runtime]),
                                   exact_bytes=w.exact)
-    if dep.memory.max_context is None:
-        fit = dep.memory
-        limit = ctx.arch.max_position or 1 << 20
-        longest = memory.max_context(ctx.arch, ctx.k.kv_formats[dep.kv], dep.concurrency,
-                                     max(0, fit.kv_budget_bytes_per_gpu), dep.layout.tensor_parallel, limit,
-                                     dep.layout.pipeline_parallel)
-        dep.memory = fit.model_copy(update={"max_context": longest})
     return dep
 
 

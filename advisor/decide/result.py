@@ -30,7 +30,7 @@ class Reason(BaseModel):
     kind: str  # rule | hardware | runtime | layout | memory | quality | target
     text: str
     rule: str | None = None
-    source: list[str] = []
+    source: list[str] = Field(default_factory=list)
 
 
 class Layout(BaseModel):
@@ -104,7 +104,7 @@ class CheckpointUse(BaseModel):
     recovery_pct: float | None = None  # the producer's published accuracy recovery vs the 16-bit model
     evaluation: str = ""
     file_size_gb: float | None = None
-    source: list[str] = []
+    source: list[str] = Field(default_factory=list)
 
     @property
     def needs_quantization(self) -> bool:
@@ -136,11 +136,12 @@ class Deployment(BaseModel):
     performance: Performance  # per request (TTFT, time per token) and for all replicas (throughput, cost)
     quality: Quality
     metrics: dict[str, float]  # the objective metrics (knowledge/priorities.yaml)
-    fired: list[FiredRule] = []
-    flags: list[str] = []
-    notes: list[str] = []
+    fired: list[FiredRule] = Field(default_factory=list)
+    flags: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
     weights: WeightsInfo | None = None  # filled for shown deployments
-    why: list[str] = []  # for shown deployments: its figures against the 16-bit baseline, the rules that agree
+    # for shown deployments: its figures against the 16-bit baseline, the rules that agree
+    why: list[str] = Field(default_factory=list)
     facts: dict = Field(default_factory=dict, exclude=True, repr=False)  # what the rules saw
 
     @property
@@ -214,7 +215,7 @@ class RationaleItem(BaseModel):
     kind: str  # numbers | objective | runtime | rule | contradiction | note | quality
     text: str
     rule: str | None = None
-    source: list[str] = []
+    source: list[str] = Field(default_factory=list)
 
 
 class OffloadOption(BaseModel):
@@ -246,20 +247,21 @@ class EndpointResult(BaseModel):
     ranked: list[Deployment]  # every deployment that fits and meets the targets, best first
     pareto: list[Deployment]  # the non-dominated ones among them (the pick is one)
     rejected: list[Rejection]
-    what_would_fit: list[str] = []
-    near_misses: list[NearMiss] = []
-    ladder: list[LadderStep] = []
-    kv_options: list[KVOption] = []
+    what_would_fit: list[str] = Field(default_factory=list)
+    near_misses: list[NearMiss] = Field(default_factory=list)
+    ladder: list[LadderStep] = Field(default_factory=list)
+    kv_options: list[KVOption] = Field(default_factory=list)
     fallback: Deployment | None = None
     fallback_why: str = ""
     baseline: Deployment | None = None  # the 16-bit reference at the pick's runtime and layout
-    rationale: list[RationaleItem] = []
-    claims: list[Claim] = []
-    validation: list[str] = []  # knowledge/validation.yaml checks that apply to the pick
+    rationale: list[RationaleItem] = Field(default_factory=list)
+    claims: list[Claim] = Field(default_factory=list)
+    validation: list[str] = Field(default_factory=list)  # knowledge/validation.yaml checks that apply to the pick
     objective: str = ""  # the priority's objective in words
     runtime_chosen_by: str = ""
     evaluated: int = 0  # deployments whose numbers were computed
-    offload: list[OffloadOption] = []  # llama.cpp partial offload, when no GGUF fits whole in VRAM
+    # llama.cpp partial offload, when no GGUF fits whole in VRAM
+    offload: list[OffloadOption] = Field(default_factory=list)
 
 
 class RecommendResult(BaseModel):
