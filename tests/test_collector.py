@@ -75,3 +75,19 @@ def test_recommend_leaves_the_collector_on_and_no_reference_cycles(collector_on)
         recommend(Request(model="meta-llama/Llama-3.1-8B-Instruct", gpu="h100-sxm",
                           endpoints=[Endpoint(workload="interactive-chat", context=10_000_000)]), k)
     assert gc.isenabled()
+
+
+def test_a_recommendation_leaves_little_for_the_collector_to_walk():
+    """What a recommendation returns is walked by the next collection: its deployments' fact dicts hold only strings,
+    numbers and shared tuples, so CPython does not track them, and the models the engine builds share one set of
+    field names instead of one each (advisor/fastmodel.py)."""
+    k = load_knowledge()
+    recommend(Request(model="Qwen/Qwen2.5-7B-Instruct", gpu="l40s", endpoints=[Endpoint(workload="classification")]), k)
+    gc.collect()  # untracks the shared tuples the first request made, as any collection would
+    result = recommend(Request(model="Qwen/Qwen2.5-7B-Instruct", gpu="l40s",
+                               endpoints=[Endpoint(workload="interactive-chat")]), k)
+    ranked = result.endpoints[0].ranked
+    assert len(ranked) > 5
+    assert not any(gc.is_tracked(d.facts) for d in ranked)
+    assert len({id(d.memory.model_fields_set) for d in ranked}) == 1
+    assert ranked[0].memory.model_fields_set == set(type(ranked[0].memory).model_fields)

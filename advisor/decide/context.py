@@ -146,7 +146,7 @@ class EndpointContext:
             "request.priority": shape.priority,
             "request.calibration": request.calibration,
             "request.quality_floor_pct": crit.quality_floor_pct,
-            "request.unacceptable": list(crit.unacceptable),
+            "request.unacceptable": _canonical(k, tuple(crit.unacceptable)),
             "request.max_ttft_ms": crit.max_ttft_ms,
             "request.max_tpot_ms": crit.max_tpot_ms,
             "request.max_cost_per_million_tokens": crit.max_cost_per_million_tokens,
@@ -161,7 +161,7 @@ class EndpointContext:
             "gpu.vendor": gpu.vendor,
             "gpu.architecture": gpu.architecture,
             "gpu.cc": gpu.cc_value,
-            "gpu.native": list(gpu.native_formats),
+            "gpu.native": _canonical(k, tuple(gpu.native_formats)),
             "gpu.bf16": gpu.supports_bf16,
             "gpu.count": request.gpus * request.nodes,
             "gpu.nodes": request.nodes,
@@ -176,8 +176,8 @@ class EndpointContext:
         }
         self.rules = self._compile_rules()
         self._served_table = derived(k, "served", lambda: {
-            r: ([c.id for c in k.candidates.values() if r in c.runtimes],
-                [kv.id for kv in k.kv_formats.values() if r in kv.runtime_flags]) for r in k.runtimes})
+            r: (tuple([c.id for c in k.candidates.values() if r in c.runtimes]),
+                tuple([kv.id for kv in k.kv_formats.values() if r in kv.runtime_flags])) for r in k.runtimes})
         # The search only needs the rules that reject or change quality; the words (notes, flags, claims) of
         # the rest are added to the few deployments a plan shows (ladder.finish).
         self.gate_rules = [cr for cr in self.rules if cr.static and (cr.rule.effect.reject or cr.rule.effect.quality)]
@@ -504,7 +504,7 @@ class EndpointContext:
             verdict = self._words[shared_key] = found
         return verdict
 
-    def _served(self, runtime_id: str) -> tuple[list[str], list[str]]:
+    def _served(self, runtime_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return self._served_table[runtime_id]
 
     # ------------------------------------------------------------------ facts
@@ -568,6 +568,17 @@ def _rule_facts(k: Knowledge, rule: Rule) -> tuple[str, ...]:
     if rule.id not in table:
         table[rule.id] = tuple(sorted(facts_named(rule.when)))
     return table[rule.id]
+
+
+def _canonical(k: Knowledge, value: tuple) -> tuple:
+    """One shared tuple per value. The facts' sequences are tuples that outlive a request, so the fact dicts the
+    search builds (thousands per request, holding only strings, numbers and these) stay out of the cyclic garbage
+    collector's walks (CPython tracks a dict only while it holds a tracked object; a collection untracks a tuple
+    of such values, and knowledge loaded before a process freezes its heap is never walked again)."""
+    table = derived(k, "canonical-tuples", dict)
+    if len(table) > 10_000:
+        table.clear()
+    return table.setdefault(value, value)
 
 
 def _hashable(value):

@@ -133,7 +133,7 @@ def rank(deployments: Sequence[Deployment], priority: Priority, preference: dict
         ordered.append(chosen)
         left = [d for d in left if d is not chosen]
     on_front = {id(d) for d in front}
-    keys = [k.metric for k in priority.objective]
+    keys = tuple([k.metric for k in priority.objective])  # a tuple: its senses are remembered (oriented)
     rest = sorted((d for d in deployments if id(d) not in on_front),
                   key=lambda d: (oriented(d, keys), preference.get(d.runtime, 99), d.layout.tensor_parallel))
     return ordered + rest, front, decided

@@ -127,7 +127,9 @@ class Outcome:
         """A hard-blocked attempt (all its reasons hard, no memory figure): kept if it has fewer reasons than the
         candidate's closest such attempt so far."""
         self._first.setdefault(candidate, self.seq)
-        count = sum(len(r) for r in reasons)
+        count = 0
+        for part in reasons:
+            count += len(part)
         best = self._blocked.get(candidate)
         if best is None or count < best[0]:
             self._blocked[candidate] = (count, kv, runtime, layout, reasons)
