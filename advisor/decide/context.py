@@ -125,6 +125,7 @@ class EndpointContext:
         self._chunks: dict[tuple[str, int], int | None] = {}  # prompt tokens per pass, by runtime and TP
         self._loaded: dict[tuple[str, str, int], int] = {}
         self._fit_base: dict[tuple, tuple[int, int, int, float, int]] = {}
+        self._budgets: dict[tuple, tuple[int, int, int, float, int, int]] = {}  # see budget()
         self.fits: dict[tuple, object] = {}  # MemoryFit by candidate, KV, runtime, TP and concurrency (gates.memory_fit)
         self._speeds: dict[tuple, Performance] = {}
         self._speed_models: dict[tuple, SpeedModel] = {}
@@ -338,6 +339,22 @@ class EndpointContext:
                                                   self.visible_bytes(), util, non_torch))
             base = self._fit_base[key] = entry[1]
         return base
+
+    def budget(self, cand: Candidate, runtime: Runtime, tp: int, concurrency: int, pp: int = 1
+               ) -> tuple[int, int, int, float, int, int]:
+        """A memory fit's figures that do not depend on the KV format, per GPU at `concurrency` requests: (checkpoint
+        bytes, loaded weights, visible bytes, the runtime's memory fraction, the overhead with the headroom that
+        fraction leaves, the KV budget: memory.kv_budget_per_gpu, negative when the weights alone do not fit).
+        Cached: the search asks for each KV format in turn."""
+        key = (cand.id, runtime.id, tp, concurrency, pp)
+        figures = self._budgets.get(key)
+        if figures is None:
+            checkpoint, w_gpu, capacity, util, non_torch = self.fit_base(cand, runtime, tp, pp)
+            overhead = self.overhead(runtime, tp, concurrency, pp)
+            budget = memory.kv_budget_per_gpu(runtime.memory, capacity, w_gpu, overhead, util, non_torch)
+            headroom = max(0, capacity - w_gpu - overhead - max(budget, 0))
+            figures = self._budgets[key] = (checkpoint, w_gpu, capacity, util, overhead + headroom, budget)
+        return figures
 
     def visible_bytes(self) -> int:
         """What the runtime sees as one GPU's total (gpus.yaml visible_gib, or less the driver's reserve)."""

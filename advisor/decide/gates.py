@@ -187,13 +187,10 @@ def fit_numbers(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Ru
     """The figures :func:`memory_fit` compares, as a function of the requests held: concurrency -> (its KV budget,
     bytes per GPU, sequences that fit (both per GPU, at least 0), its KV bytes per GPU). It fits when the budget is
     not negative and holds the KV bytes; the weights per GPU are ``ctx.fit_base(...)[1]``."""
-    _, w_gpu, capacity, util, non_torch = ctx.fit_base(cand, runtime, tp, pp)
     per_seq = ctx.kv_per_sequence(kv, tp, pp=pp)
-    spec = runtime.memory
 
     def at(concurrency: int) -> tuple[int, int, int]:
-        overhead = ctx.overhead(runtime, tp, concurrency, pp)
-        budget = memory.kv_budget_per_gpu(spec, capacity, w_gpu, overhead, util, non_torch)
+        budget = ctx.budget(cand, runtime, tp, concurrency, pp)[5]
         return budget, max(0, budget) // per_seq if per_seq else 0, per_seq * concurrency
 
     return at
@@ -201,15 +198,12 @@ def fit_numbers(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Ru
 
 def _memory_fit(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Runtime, tp: int,
                 concurrency: int, pp: int = 1) -> MemoryFit:
-    checkpoint, w_gpu, capacity, util, non_torch = ctx.fit_base(cand, runtime, tp, pp)
-    overhead = ctx.overhead(runtime, tp, concurrency, pp)
-    budget = memory.kv_budget_per_gpu(runtime.memory, capacity, w_gpu, overhead, util, non_torch)
+    checkpoint, w_gpu, capacity, util, held, budget = ctx.budget(cand, runtime, tp, concurrency, pp)
     per_seq = ctx.kv_per_sequence(kv, tp, pp=pp)
     kv_gpu = per_seq * concurrency
-    headroom = max(0, capacity - w_gpu - overhead - max(budget, 0))
     return construct(
         MemoryFit, weights_bytes=checkpoint, weights_bytes_per_gpu=w_gpu, kv_bytes_per_gpu=kv_gpu,
-        overhead_bytes_per_gpu=overhead + headroom, capacity_bytes_per_gpu=capacity,
+        overhead_bytes_per_gpu=held, capacity_bytes_per_gpu=capacity,
         kv_budget_bytes_per_gpu=budget, gpus=tp * pp, fits=budget >= 0 and kv_gpu <= budget,
         max_concurrency=max(0, budget) // per_seq if per_seq else 0, max_context=None, utilization=util,
         kv_pool_tokens=None,  # filled in for shown deployments (ladder.finish)
