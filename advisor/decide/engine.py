@@ -15,6 +15,7 @@ from advisor.decide.result import Deployment, EndpointResult, RationaleItem, Rec
 from advisor.decide.rules import evaluate
 from advisor.decide.search import Outcome, build_deployment, search
 from advisor.errors import AdvisorInputError
+from advisor.fastmodel import construct
 from advisor.intake.catalog import ResolvedModel, model_from_config, resolve_model
 from advisor.intake.request import Request, check_ids, resolve_gpu, resolve_shape
 from advisor.knowledge import load_knowledge
@@ -29,6 +30,7 @@ def _rejections(ctx: EndpointContext, out: Outcome, served: set[str]) -> list[Re
     """One entry per candidate that serves no deployment, with the reasons of its closest attempt; candidates
     stopped for the same reasons under the same notation are merged (the BF16 and FP16 baselines)."""
     rows: list[Rejection] = []
+    merged: dict[tuple, Rejection] = {}  # (notation, reason texts) -> its row
     for cand_id, attempt in out.attempts.items():
         if cand_id in served:
             continue
@@ -37,14 +39,16 @@ def _rejections(ctx: EndpointContext, out: Outcome, served: set[str]) -> list[Re
         refused = out.single_node.get(attempt.runtime)  # over several nodes: why its runtime could not pipeline
         if refused is not None and refused not in reasons:
             reasons = [*reasons[:3], refused]
-        same = next((r for r in rows if r.notation == cand.notation
-                     and [x.text for x in r.reasons] == [x.text for x in reasons]), None)
+        key = (cand.notation, tuple([x.text for x in reasons]))
+        same = merged.get(key)
         if same is not None:
             same.candidate += f", {cand_id}"
             continue
-        rows.append(Rejection(candidate=cand_id, notation=cand.notation, name=cand.name, reasons=reasons,
-                              kv=attempt.kv, runtime=attempt.runtime,
-                              memory=attempt.memory if any(r.kind == "memory" for r in reasons) else None))
+        # built from the engine's own values (advisor/fastmodel.py)
+        row = merged[key] = construct(
+            Rejection, candidate=cand_id, notation=cand.notation, name=cand.name, reasons=reasons, kv=attempt.kv,
+            runtime=attempt.runtime, memory=attempt.memory if any(r.kind == "memory" for r in reasons) else None)
+        rows.append(row)
     return rows
 
 

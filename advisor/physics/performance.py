@@ -190,6 +190,39 @@ class Pipeline:
         return (self.stages - 1) * self.hop_seconds(arch, tokens) if self.stages > 1 else 0.0
 
 
+def _rig(cost: ModelCost, gpu: GPU, tp: int, activations: str, weight_only: bool, rt: RuntimeSpeed) -> dict:
+    """A :class:`SpeedModel`'s rates and fixed costs: its attributes that depend on the weights, GPU, TP size and
+    runtime only."""
+    precision = matmul_precision(gpu, activations)
+    if weight_only and rt.quantized_matmul_precision and getattr(gpu.dense_tflops, rt.quantized_matmul_precision):
+        precision, weight_only = rt.quantized_matmul_precision, False  # e.g. llama.cpp MMQ: INT8, no dequant pass
+    matmul = gpu.matmul_efficiency  # the best a matmul reaches on this GPU (knowledge/gpus.yaml)
+    peak_one = _peak_flops(gpu, precision)
+    best = peak_one * matmul * tp
+    prefill_eff = rt.prefill_efficiency or rt.compute_efficiency
+    cap = float("inf")  # what the runtime's own kernels reach, per GPU
+    if rt.max_matmul_tflops_per_sm and gpu.sm_count:
+        cap = rt.max_matmul_tflops_per_sm * gpu.sm_count * 1e12 * tp
+    elif rt.max_matmul_tflops:
+        cap = rt.max_matmul_tflops * 1e12 * tp
+    mem_eff = rt.memory_efficiency_hbm if gpu.hbm and rt.memory_efficiency_hbm else rt.memory_efficiency
+    dequant = 1 + rt.dequant_overhead if weight_only else 1.0  # quantized weights, 16-bit matmuls
+    layers = cost.arch.num_layers
+    return {
+        "precision": precision, "weight_only": weight_only, "matmul": matmul, "peak_one": peak_one,
+        "prefill_eff": prefill_eff, "prefill_rate": min(best * prefill_eff, cap),
+        "decode_rate": min(best * rt.compute_efficiency, cap), "half": rt.matmul_half_tokens, "mem_eff": mem_eff,
+        "bandwidth": gpu.memory_bandwidth_tbps * 1e12 * mem_eff * tp, "dequant": dequant, "layers": layers,
+        "per_param": 2 * dequant,  # FLOPs per active parameter and token
+        "moe_floor": cost.moe_layers * rt.moe_layer_floor_us * 1e-6,
+        "layer_overhead": rt.step_overhead_per_layer_us * layers * 1e-6,
+    }
+
+
+# (id(cost), id(gpu), tp, activations, weight_only, id(runtime speed)) -> (cost, gpu, speed row, _rig(...), KV bytes)
+_RIGS: dict[tuple, tuple] = {}
+
+
 class SpeedModel:
     """The speed of one configuration at any KV format and concurrency: a replica of `tp` GPUs (with `pipeline`, of
     `pipeline.stages` stages of `tp` GPUs each) serving requests of `prompt_tokens` in and `output_tokens` out
@@ -208,37 +241,22 @@ class SpeedModel:
         self.cost, self.gpu, self.tp, self.rt = cost, gpu, tp, rt
         self.prompt_tokens, self.output_tokens, self.usd_per_gpu_hour = prompt_tokens, output_tokens, usd_per_gpu_hour
         self.cache = cache
-        precision = matmul_precision(gpu, activations)
-        if weight_only and rt.quantized_matmul_precision and getattr(gpu.dense_tflops, rt.quantized_matmul_precision):
-            precision, weight_only = rt.quantized_matmul_precision, False  # e.g. llama.cpp MMQ: INT8, no dequant pass
-        self.precision, self.weight_only = precision, weight_only
-        self.matmul = gpu.matmul_efficiency  # the best a matmul reaches on this GPU (knowledge/gpus.yaml)
-        self.peak_one = _peak_flops(gpu, precision)
-        best = self.peak_one * self.matmul * tp
-        self.prefill_eff = rt.prefill_efficiency or rt.compute_efficiency
-        cap = float("inf")  # what the runtime's own kernels reach, per GPU
-        if rt.max_matmul_tflops_per_sm and gpu.sm_count:
-            cap = rt.max_matmul_tflops_per_sm * gpu.sm_count * 1e12 * tp
-        elif rt.max_matmul_tflops:
-            cap = rt.max_matmul_tflops * 1e12 * tp
-        self.prefill_rate = min(best * self.prefill_eff, cap)
-        self.decode_rate = min(best * rt.compute_efficiency, cap)
-        self.half = rt.matmul_half_tokens
-        self.mem_eff = rt.memory_efficiency_hbm if gpu.hbm and rt.memory_efficiency_hbm else rt.memory_efficiency
-        self.bandwidth = gpu.memory_bandwidth_tbps * 1e12 * self.mem_eff * tp
-        self.dequant = 1 + rt.dequant_overhead if weight_only else 1.0  # quantized weights, 16-bit matmuls
-        self.layers = cost.arch.num_layers
-        self.per_param = 2 * self.dequant  # FLOPs per active parameter and token
-        self.moe_floor = cost.moe_layers * rt.moe_layer_floor_us * 1e-6
+        # what depends on neither the shape nor the price, shared by models of the same weights, GPU and runtime
+        key = (id(cost), id(gpu), tp, activations, weight_only, id(rt))
+        rig = _RIGS.get(key)
+        if rig is None or rig[0] is not cost or rig[1] is not gpu or rig[2] is not rt:
+            if len(_RIGS) > 20_000:
+                _RIGS.clear()
+            rig = _RIGS[key] = (cost, gpu, rt, _rig(cost, gpu, tp, activations, weight_only, rt), {})
+        self.__dict__.update(rig[3])
+        self._kv: dict[str, float] = rig[4]  # KV format -> bytes one token adds to one layer (shared)
         self.pipeline = pipeline
         self.pp = pipeline.stages if pipeline is not None and pipeline.stages > 1 else 1
         # decode at the average context over the generation
         self.context = prompt_tokens + output_tokens / 2
         self.token_layers = cost.kv_token_layers(self.context)
-        self.layer_overhead = rt.step_overhead_per_layer_us * self.layers * 1e-6
         self.chunk_size = chunk_tokens or rt.prefill_chunk_tokens
         self.per_chunk = max(1, self.chunk_size // prompt_tokens)
-        self._kv: dict[str, float] = {}  # KV format -> bytes one token adds to one layer
         self._passes: dict[tuple[float, float], tuple[float, float, float, float]] = {}
         self._prefills: dict[tuple[str, float, float], Phase] = {}
         self._steps: dict[float, tuple[float, float, float]] = {}
