@@ -421,22 +421,24 @@ class EndpointContext:
         """Expected quality of the candidate's weights with this KV cache, with the risks the rules' `verdict` adds
         (none without one); cached, and shared across requests of the same evidence, model and tasks."""
         key = (cand.id, kv.id, verdict.adjustment_key() if verdict is not None else ())
-        if key not in self._quality:
-            adjustments = tuple(verdict.adjustments) if verdict is not None else ()
-            shared = derived(self.k, "quality", dict)  # a pure function of these inputs: shared across requests
-            if self._quality_base is None:
-                self._quality_base = (self.arch.model_type, size_bucket(self.k, self.params_b),
-                                      tuple(self.tasks.items()))
-            evidence = self._evidence(cand)
-            full = (key, evidence, *self._quality_base)
-            quality = shared.get(full)
-            if quality is None:
-                if len(shared) > 4096:
-                    shared.clear()
-                quality = shared[full] = expected_quality(self.k, evidence, kv.id, self.arch.model_type,
-                                                          self.params_b, self.tasks, adjustments)
-            self._quality[key] = quality
-        return self._quality[key]
+        found = self._quality.get(key)
+        if found is not None:
+            return found
+        adjustments = tuple(verdict.adjustments) if verdict is not None else ()
+        shared = derived(self.k, "quality", dict)  # a pure function of these inputs: shared across requests
+        if self._quality_base is None:
+            self._quality_base = (self.arch.model_type, size_bucket(self.k, self.params_b),
+                                  tuple(self.tasks.items()))
+        evidence = self._evidence(cand)
+        full = (key, evidence, *self._quality_base)
+        quality = shared.get(full)
+        if quality is None:
+            if len(shared) > 4096:
+                shared.clear()
+            quality = shared[full] = expected_quality(self.k, evidence, kv.id, self.arch.model_type,
+                                                      self.params_b, self.tasks, adjustments)
+        self._quality[key] = quality
+        return quality
 
     def speed_measured(self, runtime: Runtime, tp: int, concurrency: int, up_to: int | None = None) -> bool:
         """Do published measurements (knowledge/perf_measurements.yaml) back this runtime's speed constants at
