@@ -464,27 +464,34 @@ class EndpointContext:
         shared_key = (self._gate_sig, cand.id, kv.id, runtime.id)
         verdict = self._verdicts.get(shared_key)
         if verdict is None:
-            fired: list[CompiledRule] = []
-            facts = None
-            # a candidate's facts depend on the model too (a published checkpoint, the native layout)
-            cand_slot = (cand.id, self.model_key)
-            for cr in self.gate_rules:
-                use_c, use_k, use_r = cr.scope
-                slot = (cr.key, cand_slot if use_c else None, kv.id if use_k else None, runtime.id if use_r else None)
-                hit = self._fires.get(slot)
-                if hit is None:
-                    if facts is None:
-                        facts = self.facts(cand, kv, runtime)
-                    hit = self._fires[slot] = cr.check(facts)
-                if hit:
-                    fired.append(cr)
-            # what the fired rules say depends only on which rules fired: one shared verdict per set
-            by_rules = derived(self.k, "verdict-by-rules", dict)
-            names = tuple(cr.rule.id for cr in fired)
-            verdict = by_rules.get(names)
-            if verdict is None:
-                verdict = by_rules[names] = apply_static(self.k, fired, None)
+            verdict = self._fired(self.gate_rules, cand.id, kv.id, runtime.id, lambda: self.facts(cand, kv, runtime))
             self._verdicts[shared_key] = verdict
+        return verdict
+
+    def _fired(self, rules: list[CompiledRule], cand_id: str, kv_id: str, runtime_id: str,
+               facts: Callable[[], dict]) -> StaticVerdict:
+        """What those of `rules` that fire on one candidate, KV format and runtime say. Each rule's answer is shared
+        across requests by what its reduced condition still reads (CompiledRule.key and scope; a candidate's facts
+        depend on the model too), and the verdict by the set of rules that fired. `facts`: the static facts, asked
+        for only when a rule's answer is not known yet."""
+        fired: list[CompiledRule] = []
+        known = None
+        cand_slot = (cand_id, self.model_key)
+        for cr in rules:
+            use_c, use_k, use_r = cr.scope
+            slot = (cr.key, cand_slot if use_c else None, kv_id if use_k else None, runtime_id if use_r else None)
+            hit = self._fires.get(slot)
+            if hit is None:
+                if known is None:
+                    known = facts()
+                hit = self._fires[slot] = cr.check(known)
+            if hit:
+                fired.append(cr)
+        by_rules = derived(self.k, "verdict-by-rules", dict)
+        names = tuple(cr.rule.id for cr in fired)
+        verdict = by_rules.get(names)
+        if verdict is None:
+            verdict = by_rules[names] = apply_static(self.k, fired, None)
         return verdict
 
     def facts(self, cand: Candidate, kv: KVFormat, runtime: Runtime) -> dict:
@@ -504,23 +511,8 @@ class EndpointContext:
         if verdict is None:
             if len(self._words) > 50_000:
                 self._words.clear()
-            # each rule's answer is shared as the gate rules' are (:meth:`verdict`), and the words by the rules fired
-            cand_slot, kv_id, runtime_id = (facts["cand.id"], self.model_key), facts["kv.id"], facts["runtime.id"]
-            fired = []
-            for cr in self.static_rules:
-                use_c, use_k, use_r = cr.scope
-                slot = (cr.key, cand_slot if use_c else None, kv_id if use_k else None, runtime_id if use_r else None)
-                hit = self._fires.get(slot)
-                if hit is None:
-                    hit = self._fires[slot] = cr.check(facts)
-                if hit:
-                    fired.append(cr)
-            by_rules = derived(self.k, "words-by-rules", dict)
-            names = tuple(cr.rule.id for cr in fired)
-            found = by_rules.get(names)
-            if found is None:
-                found = by_rules[names] = apply_static(self.k, fired, None)
-            verdict = self._words[shared_key] = found
+            verdict = self._words[shared_key] = self._fired(self.static_rules, facts["cand.id"], facts["kv.id"],
+                                                            facts["runtime.id"], lambda: facts)
         return verdict
 
     def _served(self, runtime_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
