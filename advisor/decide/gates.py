@@ -184,9 +184,10 @@ def memory_fit(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Run
 
 def fit_numbers(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Runtime, tp: int, pp: int = 1
                 ) -> Callable[[int], tuple[int, int, int]]:
-    """The figures :func:`memory_fit` compares, as a function of the requests held: concurrency -> (its KV budget,
-    bytes per GPU, sequences that fit (both per GPU, at least 0), its KV bytes per GPU). It fits when the budget is
-    not negative and holds the KV bytes; the weights per GPU are ``ctx.fit_base(...)[1]``."""
+    """The figures :func:`memory_fit` compares, as a function of the requests held. concurrency -> (the KV budget in
+    bytes per GPU, negative when the weights alone do not fit; the sequences that fit, at least 0; the KV bytes per
+    GPU at that concurrency). It fits when the budget is not negative and holds the KV bytes; the weights per GPU are
+    ``ctx.fit_base(...)[1]``."""
     per_seq = ctx.kv_per_sequence(kv, tp, pp=pp)
 
     def at(concurrency: int) -> tuple[int, int, int]:
