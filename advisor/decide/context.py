@@ -444,11 +444,8 @@ class EndpointContext:
         """Do published measurements (knowledge/perf_measurements.yaml) back this runtime's speed constants at
         this concurrency per replica (or anywhere from `concurrency` to `up_to`) and GPU count? Outside that
         range the roofline runs on assumed fractions."""
-        if self._speed_ranges is None:
-            self._speed_ranges = derived(self.k, "speed-evidence", lambda: _speed_evidence(self.k))
-        bounds = self._speed_ranges.get(runtime.id)
-        top = concurrency if up_to is None else up_to
-        return bool(bounds) and bounds[0] <= top and concurrency <= bounds[1] and tp <= bounds[2]
+        span = self.measured_range(runtime, tp)
+        return span is not None and span[0] <= (concurrency if up_to is None else up_to) and concurrency <= span[1]
 
     def measured_range(self, runtime: Runtime, tp: int) -> tuple[int, int] | None:
         """(lowest, highest) concurrency per replica at which published measurements back this runtime's speed at
