@@ -102,6 +102,43 @@ class Weights:
         return self.per_gpu(tp, pp) + repack
 
 
+class _Host:
+    """The caches of what depends on the model and GPU but not on the endpoint (weights, loaded bytes, memory
+    budgets, overheads, KV bytes per sequence, prefill passes, candidate facts): shared by every endpoint on the
+    same model and GPU, e.g. a request's endpoints, or the wizard's reruns. Keys carry any endpoint figure they
+    depend on (the context)."""
+
+    __slots__ = ("model", "params_b", "weights", "kv", "overhead", "util", "phases", "chunks", "loaded", "fit_base",
+                 "budgets", "parts", "pipelines")
+
+    def __init__(self, model: ResolvedModel):
+        self.model = model  # held, so that its id (part of the key) is not reused while this lives
+        self.params_b = sum(t.params for t in tensor_inventory(model.architecture)) / 1e9
+        self.weights: dict = {}
+        self.kv: dict = {}
+        self.overhead: dict = {}
+        self.util: dict = {}
+        self.phases: dict = {}
+        self.chunks: dict = {}
+        self.loaded: dict = {}
+        self.fit_base: dict = {}
+        self.budgets: dict = {}
+        self.parts: dict = {}
+        self.pipelines: dict = {}
+
+
+def _host(k: Knowledge, model: ResolvedModel, gpu_key) -> _Host:
+    """The shared caches of this model (by identity: a catalog model is resolved once) on this GPU."""
+    hosts = derived(k, "hosts", dict)
+    key = (id(model), gpu_key)
+    host = hosts.get(key)
+    if host is None or host.model is not model:
+        if len(hosts) >= 64:  # bounded: a custom model is a new object each request
+            hosts.clear()
+        host = hosts[key] = _Host(model)
+    return host
+
+
 class EndpointContext:
     """The endpoint's fixed inputs and the caches the search shares."""
 
@@ -112,25 +149,38 @@ class EndpointContext:
         # every custom GPU shares) by its whole description
         self.gpu_key = gpu.id if gpu.id != CUSTOM_GPU_ID else (gpu.id, gpu.model_dump_json())
         self.price = request.usd_per_gpu_hour or gpu_price(k, gpu.id)
-        self.params_b = sum(t.params for t in tensor_inventory(self.arch)) / 1e9
+        host = _host(k, model, self.gpu_key)
+        self.params_b = host.params_b
         self.tasks = dict(shape.workload.quality_tasks)
         self.mode = shape.workload.concurrency_mode
-        self._weights: dict[tuple[str, int | None], Weights] = {}
-        self._kv: dict[tuple[str, int, int], int] = {}
-        self._overhead: dict[tuple, int] = {}
+        # caches that do not depend on the endpoint: shared by every endpoint on the same model and GPU (_Host)
+        self._weights: dict[tuple[str, int | None], Weights] = host.weights
+        self._kv: dict[tuple[str, int, int, int], int] = host.kv
+        self._overhead: dict[tuple, int] = host.overhead
         self._visible: int | None = None
-        self._util: dict[tuple[str, int], tuple[float, int]] = {}
-        self._phases: dict[tuple, object] = {}  # prefill passes (but their KV bytes) by model cost, runtime, TP and tokens
+        self._util: dict[tuple[str, int, int], tuple[float, int]] = host.util
+        self._phases: dict[tuple, object] = host.phases  # prefill passes (but their KV bytes) by model cost, runtime, TP and tokens
         self._speed_ranges: dict | None = None
-        self._chunks: dict[tuple[str, int], int | None] = {}  # prompt tokens per pass, by runtime and TP
-        self._loaded: dict[tuple[str, str, int], int] = {}
-        self._fit_base: dict[tuple, tuple[int, int, int, float, int]] = {}
-        self._budgets: dict[tuple, tuple[int, int, int, float, int, int]] = {}  # see budget()
+        self._chunks: dict[tuple[str, int], int | None] = host.chunks  # prompt tokens per pass, by runtime and TP
+        self._loaded: dict[tuple[str, str, int, int], int] = host.loaded
+        self._fit_base: dict[tuple, tuple[int, int, int, float, int]] = host.fit_base
+        self._budgets: dict[tuple, tuple[int, int, int, float, int, int]] = host.budgets  # see budget()
+        self._parts: dict[tuple[str, str], dict] = host.parts
+        self._pipelines: dict[int, object] = host.pipelines  # pipeline stages -> performance.Pipeline (hop costs)
         self.fits: dict[tuple, object] = {}  # MemoryFit by candidate, KV, runtime, TP and concurrency (gates.memory_fit)
         self._speeds: dict[tuple, Performance] = {}
         self._speed_models: dict[tuple, SpeedModel] = {}
-        self._quality: dict[tuple, Quality] = {}
-        self._quality_base: tuple | None = None  # (model type, size bucket, tasks): what the quality cache adds
+        # quality is shared across requests of the same model type, size, tasks and native scheme (quality())
+        self._quality: dict[tuple, Quality] = derived(k, "quality", dict)
+        if len(self._quality) > 50_000:
+            self._quality.clear()
+        sigs, numbers = derived(k, "quality-signatures", lambda: ({}, itertools.count()))  # numbers never repeat
+        if len(sigs) > 10_000:
+            sigs.clear()
+        sig = (self.arch.model_type, size_bucket(k, self.params_b), tuple(self.tasks.items()), model.native.scheme)
+        self._quality_sig = sigs.get(sig)
+        if self._quality_sig is None:
+            self._quality_sig = sigs[sig] = next(numbers)
         self._facts: dict[tuple[str, str, str], dict] = {}
         # a rule's verdict on a candidate, KV format and runtime, shared across requests (see CompiledRule.key)
         self._fires: dict[tuple, bool] = derived(k, "rule-fires", dict)
@@ -138,10 +188,9 @@ class EndpointContext:
         self.model_key = (model.id, model.base_model, n.scheme, tuple(sorted(n.overrides.items())), n.candidates)
         if len(self._fires) > 200_000:
             self._fires.clear()
-        self._parts: dict[tuple[str, str], dict] = {}
         self.support_cache: dict[tuple, list] = derived(k, "candidate-support", dict)  # gates.candidate_support
-        self._speed_rows: dict[str, RuntimeSpeed] = {sp.runtime: sp for sp in k.speed.values()}
-        self._pipelines: dict[int, object] = {}  # pipeline stages -> performance.Pipeline (hop costs)
+        self._speed_rows: dict[str, RuntimeSpeed] = derived(k, "speed-rows", lambda: {
+            sp.runtime: sp for sp in k.speed.values()})
         crit = request.criteria
         self.base_facts = {
             "request.priority": shape.priority,
@@ -346,7 +395,7 @@ class EndpointContext:
         bytes, loaded weights, visible bytes, the runtime's memory fraction, the overhead with the headroom that
         fraction leaves, the KV budget: memory.kv_budget_per_gpu, negative when the weights alone do not fit).
         Cached: the search asks for each KV format in turn."""
-        key = (cand.id, runtime.id, tp, concurrency, pp)
+        key = (cand.id, runtime.id, tp, concurrency, pp, self.shape.context)
         figures = self._budgets.get(key)
         if figures is None:
             checkpoint, w_gpu, capacity, util, non_torch = self.fit_base(cand, runtime, tp, pp)
@@ -420,24 +469,12 @@ class EndpointContext:
     def quality(self, cand: Candidate, kv: KVFormat, verdict: StaticVerdict | None = None) -> Quality:
         """Expected quality of the candidate's weights with this KV cache, with the risks the rules' `verdict` adds
         (none without one); cached, and shared across requests of the same evidence, model and tasks."""
-        key = (cand.id, kv.id, verdict.adjustment_key() if verdict is not None else ())
-        found = self._quality.get(key)
-        if found is not None:
-            return found
-        adjustments = tuple(verdict.adjustments) if verdict is not None else ()
-        shared = derived(self.k, "quality", dict)  # a pure function of these inputs: shared across requests
-        if self._quality_base is None:
-            self._quality_base = (self.arch.model_type, size_bucket(self.k, self.params_b),
-                                  tuple(self.tasks.items()))
-        evidence = self._evidence(cand)
-        full = (key, evidence, *self._quality_base)
-        quality = shared.get(full)
+        key = (self._quality_sig, cand.id, kv.id, verdict.adjustment_key() if verdict is not None else ())
+        quality = self._quality.get(key)
         if quality is None:
-            if len(shared) > 4096:
-                shared.clear()
-            quality = shared[full] = expected_quality(self.k, evidence, kv.id, self.arch.model_type,
-                                                      self.params_b, self.tasks, adjustments)
-        self._quality[key] = quality
+            adjustments = tuple(verdict.adjustments) if verdict is not None else ()
+            quality = self._quality[key] = expected_quality(self.k, self._evidence(cand), kv.id, self.arch.model_type,
+                                                            self.params_b, self.tasks, adjustments)
         return quality
 
     def speed_measured(self, runtime: Runtime, tp: int, concurrency: int, up_to: int | None = None) -> bool:
