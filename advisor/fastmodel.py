@@ -18,15 +18,16 @@ from pydantic import BaseModel
 M = TypeVar("M", bound=BaseModel)
 
 _FIELDS: dict[type, set[str]] = {}  # model class -> its field names (shared by the objects built here)
+_new, _set = object.__new__, object.__setattr__  # (BaseModel defines neither __new__ nor a slot setter of its own)
 
 
 def construct(cls: type[M], **values) -> M:
     fields = _FIELDS.get(cls)
     if fields is None:
         fields = _FIELDS[cls] = set(cls.model_fields)
-    obj = cls.__new__(cls)
-    object.__setattr__(obj, "__dict__", values)
-    object.__setattr__(obj, "__pydantic_fields_set__", fields)
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
+    obj = _new(cls)
+    _set(obj, "__dict__", values)
+    _set(obj, "__pydantic_fields_set__", fields)
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
     return obj

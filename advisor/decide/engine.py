@@ -138,8 +138,8 @@ def recommend_endpoint(ctx: EndpointContext, detail: bool = True) -> EndpointRes
         would = ladder.relaxed_targets(ctx, pick)
         chosen_by = "nothing meets the targets; the closest option shown"
     elif out.memory_misses:
-        miss = min(out.memory_misses, key=lambda m: (m.fit.total_bytes_per_gpu, -m.quality.expected_recovery_pct))
-        per = max(1, min(miss.fit.max_concurrency, shape.concurrency))
+        miss = min(out.memory_misses, key=lambda m: (m.total_bytes_per_gpu, -m.quality.expected_recovery_pct))
+        per = max(1, min(miss.max_concurrency, shape.concurrency))
         dep, _ = ladder.evaluate_at(ctx, miss.cand, miss.kv.id, miss.runtime.id, miss.layout, per)
         pick = dep or _unfitting(ctx, miss)
         would = ladder.what_would_fit(ctx, miss)

@@ -182,6 +182,16 @@ def memory_fit(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Run
     return fit
 
 
+def fit_figures(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Runtime, tp: int, concurrency: int,
+                pp: int = 1) -> tuple[bool, int, int]:
+    """(fits, total bytes per GPU, the sequences that fit) of :func:`memory_fit`, the same figures without building
+    it (most configurations the search tries that do not fit are only compared)."""
+    _, w_gpu, _, _, held, budget = ctx.budget(cand, runtime, tp, concurrency, pp)
+    per_seq = ctx.kv_per_sequence(kv, tp, pp=pp)
+    kv_gpu = per_seq * concurrency
+    return budget >= 0 and kv_gpu <= budget, w_gpu + kv_gpu + held, max(0, budget) // per_seq if per_seq else 0
+
+
 def fit_numbers(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Runtime, tp: int, pp: int = 1
                 ) -> Callable[[int], tuple[int, int, int]]:
     """The figures :func:`memory_fit` compares, as a function of the requests held. concurrency -> (the KV budget in

@@ -137,9 +137,9 @@ def ladder(ctx: EndpointContext, pick: Deployment, ranked: list[Deployment], out
                                         deployment=finish(ctx, g), total_bytes_per_gpu=g.memory.total_bytes_per_gpu,
                                         note="8-bit fits in memory but misses the quality floor or a target"))
             elif misses:
-                m = min(misses, key=lambda x: x.fit.total_bytes_per_gpu)
+                m = min(misses, key=lambda x: x.total_bytes_per_gpu)
                 steps.append(LadderStep(role="step", candidate=m.cand.id, kv=m.kv.id, runtime=m.runtime.id,
-                                        fits=False, deployment=None, total_bytes_per_gpu=m.fit.total_bytes_per_gpu,
+                                        fits=False, deployment=None, total_bytes_per_gpu=m.total_bytes_per_gpu,
                                         note="no 8-bit configuration fits this endpoint, which is why the pick goes "
                                         "lower"))
             else:
@@ -192,7 +192,7 @@ def near_misses(ctx: EndpointContext, pick: Deployment | None, out: Outcome, lim
     for m in out.memory_misses:
         if not (share * need <= m.max_total < need) or m.quality.expected_recovery_pct <= bar:
             continue
-        if out.measured_only and not ctx.speed_measured(m.runtime, m.layout.tensor_parallel, m.fit.max_concurrency):
+        if out.measured_only and not ctx.speed_measured(m.runtime, m.layout.tensor_parallel, m.max_concurrency):
             continue
         key = (m.cand.id, m.kv.id)
         if key not in best or m.max_total > best[key].max_total:
@@ -200,7 +200,7 @@ def near_misses(ctx: EndpointContext, pick: Deployment | None, out: Outcome, lim
     chosen = sorted(best.values(), key=lambda m: (-m.quality.expected_recovery_pct, -m.max_total))[:limit]
     result = []
     for m in chosen:
-        per = m.fit.max_concurrency
+        per = m.max_concurrency
         dep, _ = evaluate_at(ctx, m.cand, m.kv.id, m.runtime.id, m.layout, per)
         if dep is None:
             continue

@@ -50,21 +50,36 @@ class Attempt:
 
 
 def memory_attempt(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KVFormat, runtime: Runtime,
-                   layout: Layout, fit: MemoryFit, concurrency: int) -> None:
-    """Note an attempt that only memory stopped (`fit`, at `concurrency` requests per replica), if it is the
-    candidate's closest so far."""
-    if out.closer(cand.id, (0, True, fit.total_bytes_per_gpu)):
+                   layout: Layout, total: int, concurrency: int) -> None:
+    """Note an attempt that only memory stopped (needing `total` bytes per GPU at `concurrency` requests per
+    replica), if it is the candidate's closest so far."""
+    if out.closer(cand.id, (0, True, total)):
+        fit = gates.memory_fit(ctx, cand, kv, runtime, layout.tensor_parallel, concurrency, layout.pipeline_parallel)
         out.attempt(Attempt(cand.id, kv.id, runtime.id, layout, None, fit, (ctx, kv, concurrency)))
 
 
 class MemoryMiss:
-    """A configuration that only memory stops, at one layout (for near misses and 'what would fit')."""
+    """A configuration that only memory stops, at one layout (for near misses and 'what would fit'): by its figures,
+    its MemoryFit built when first asked for (most misses are only compared)."""
 
-    __slots__ = ("cand", "kv", "runtime", "layout", "fit", "quality", "_ctx")
+    __slots__ = ("cand", "kv", "runtime", "layout", "quality", "total_bytes_per_gpu", "max_concurrency", "_concurrency",
+                 "_fit", "_ctx")
 
-    def __init__(self, ctx: EndpointContext, cand, kv, runtime, layout, fit, quality):
-        self.cand, self.kv, self.runtime, self.layout, self.fit = cand, kv, runtime, layout, fit
-        self.quality, self._ctx = quality, ctx
+    def __init__(self, ctx: EndpointContext, cand, kv, runtime, layout, quality, concurrency: int, total: int,
+                 most: int):
+        self.cand, self.kv, self.runtime, self.layout, self.quality = cand, kv, runtime, layout, quality
+        self.total_bytes_per_gpu, self.max_concurrency, self._concurrency = total, most, concurrency
+        self._fit: MemoryFit | None = None
+        self._ctx = ctx
+
+    @property
+    def fit(self) -> MemoryFit:
+        """Its memory at its concurrency per replica (gates.memory_fit, the same figures)."""
+        if self._fit is None:
+            layout = self.layout
+            self._fit = gates.memory_fit(self._ctx, self.cand, self.kv, self.runtime, layout.tensor_parallel,
+                                         self._concurrency, layout.pipeline_parallel)
+        return self._fit
 
     @property
     def facts(self) -> dict:
@@ -73,7 +88,7 @@ class MemoryMiss:
 
     @property
     def max_total(self) -> int:
-        return self.fit.max_concurrency * self.layout.replicas
+        return self.max_concurrency * self.layout.replicas
 
 
 class Outcome:
@@ -289,11 +304,12 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
     shape = ctx.shape
     if ctx.mode == "requirement":
         per_replica = math.ceil(shape.concurrency / replicas)
-        fit = gates.memory_fit(ctx, cand, kv, runtime, tp, per_replica, pp)
-        if not fit.fits:
-            memory_attempt(ctx, out, cand, kv, runtime, layout, fit, per_replica)
-            out.memory_misses.append(MemoryMiss(ctx, cand, kv, runtime, layout, fit, quality))
+        fits, total, most = gates.fit_figures(ctx, cand, kv, runtime, tp, per_replica, pp)
+        if not fits:
+            memory_attempt(ctx, out, cand, kv, runtime, layout, total, per_replica)
+            out.memory_misses.append(MemoryMiss(ctx, cand, kv, runtime, layout, quality, per_replica, total, most))
             return
+        fit = gates.memory_fit(ctx, cand, kv, runtime, tp, per_replica, pp)
         if _unmeasured(ctx, out, cand, kv, runtime, layout, per_replica, fit):
             return
         perf = ctx.speed(cand, kv, runtime, tp, per_replica, pp=pp)
@@ -308,13 +324,14 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
             out.feasible.append(dep)
         return
     # ceiling: choose the concurrency per replica, up to what fits, the endpoint's ceiling and the search's cap
-    probe = gates.memory_fit(ctx, cand, kv, runtime, tp, 1, pp)
+    _, total, most = gates.fit_figures(ctx, cand, kv, runtime, tp, 1, pp)
     cap = min(ctx.k.decision["batch-max-concurrency"].value, math.ceil(shape.concurrency / replicas))
-    top = min(int(cap), probe.max_concurrency)
+    top = min(int(cap), most)
     if top < 1:
-        memory_attempt(ctx, out, cand, kv, runtime, layout, probe, 1)
-        out.memory_misses.append(MemoryMiss(ctx, cand, kv, runtime, layout, probe, quality))
+        memory_attempt(ctx, out, cand, kv, runtime, layout, total, 1)
+        out.memory_misses.append(MemoryMiss(ctx, cand, kv, runtime, layout, quality, 1, total, most))
         return
+    probe = gates.memory_fit(ctx, cand, kv, runtime, tp, 1, pp)
     passing, failing = [], []
     cheapest = math.inf
     stop = ctx.cost_stop_ratio
