@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from operator import le
+from operator import itemgetter, le
 
 from advisor.decide.result import Deployment
 from advisor.knowledge.schema import METRIC_SENSE, ObjectiveKey, Priority
@@ -40,15 +40,20 @@ def front_metrics(priority: Priority) -> tuple[str, ...]:
     return metrics
 
 
-def oriented(dep: Deployment, metrics: Sequence[str]) -> tuple[float, ...]:
-    """Metric values with 'higher is better' flipped, so smaller is better everywhere."""
+def _senses(metrics: Sequence[str]) -> tuple[tuple[str, bool], ...]:
+    """(metric, whether 'higher is better' flips it) for each metric (remembered for tuples)."""
     senses = _SENSES.get(metrics) if isinstance(metrics, tuple) else None
     if senses is None:
         senses = tuple((m, METRIC_SENSE[m] == "max") for m in metrics)
         if isinstance(metrics, tuple) and len(_SENSES) < 256:
             _SENSES[metrics] = senses
+    return senses
+
+
+def oriented(dep: Deployment, metrics: Sequence[str]) -> tuple[float, ...]:
+    """Metric values with 'higher is better' flipped, so smaller is better everywhere."""
     values = dep.metrics
-    return tuple([-values[m] if flip else values[m] for m, flip in senses])
+    return tuple([-values[m] if flip else values[m] for m, flip in _senses(metrics)])
 
 
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
@@ -59,7 +64,9 @@ def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
 def pareto(deployments: Sequence[Deployment], metrics: Sequence[str]) -> list[Deployment]:
     """The non-dominated deployments. Sorted best-first lexicographically, a later one can never dominate an
     earlier one, so each is compared only with the front found so far."""
-    keyed = sorted(((oriented(d, metrics), d) for d in deployments), key=lambda x: x[0])
+    senses = _senses(metrics)
+    keyed = sorted(((tuple([-d.metrics[m] if flip else d.metrics[m] for m, flip in senses]), d) for d in deployments),
+                   key=itemgetter(0))
     front: list[tuple[tuple[float, ...], Deployment]] = []
     for values, dep in keyed:
         # an earlier f is lexicographically <= values: it dominates when no value is worse and they differ
@@ -78,33 +85,34 @@ def add_balanced_utility(deployments: Sequence[Deployment], priority: Priority) 
             math.log2(cheapest / d.metrics["gpu_hours_per_million_tokens"])
 
 
-def _within(values: list[float], best: float, within: float | None, within_pct: float | None) -> list[bool]:
-    if within is not None:
-        return [abs(v - best) <= within + 1e-9 for v in values]
-    if within_pct is not None:
-        return [abs(v - best) <= abs(best) * within_pct / 100 + 1e-12 for v in values]
-    return [v == best for v in values]
-
-
 def cascade(options: Sequence[Deployment], priority: Priority, preference: dict[str, int] | None = None
             ) -> tuple[Deployment, list[ObjectiveKey]]:
-    """The option the objective prefers, and the keys that narrowed the field."""
-    left = list(options)
-    decided: list[str] = []
+    """The option the objective prefers, and the keys that narrowed the field: for each key in turn, the options
+    within its tolerance of the best (`within` points, or `within_pct` percent of the best; none: equal to it); the
+    first of those left by the runtime's preference, fewer GPUs per replica, then the ids."""
+    left = [(d, d.metrics) for d in options]
+    decided: list[ObjectiveKey] = []
     for key in priority.objective:
         if len(left) == 1:
             break
-        values = [d.metrics[key.metric] for d in left]
-        best = max(values) if METRIC_SENSE[key.metric] == "max" else min(values)
-        keep = _within(values, best, key.within, key.within_pct)
-        narrowed = [d for d, k in zip(left, keep, strict=True) if k]
+        metric = key.metric
+        values = [m[metric] for _, m in left]
+        best = max(values) if METRIC_SENSE[metric] == "max" else min(values)
+        if key.within is not None:
+            tolerance = key.within + 1e-9
+            narrowed = [x for x, v in zip(left, values, strict=True) if abs(v - best) <= tolerance]
+        elif key.within_pct is not None:
+            tolerance = abs(best) * key.within_pct / 100 + 1e-12
+            narrowed = [x for x, v in zip(left, values, strict=True) if abs(v - best) <= tolerance]
+        else:
+            narrowed = [x for x, v in zip(left, values, strict=True) if v == best]
         if len(narrowed) < len(left):
             decided.append(key)
         left = narrowed
     pref = preference or {}
-    left.sort(key=lambda d: (pref.get(d.runtime, 99), d.layout.tensor_parallel, d.candidate, d.kv,
-                             d.concurrency))
-    return left[0], decided
+    chosen = left[0][0] if len(left) == 1 else min(left, key=lambda x: (
+        pref.get(x[0].runtime, 99), x[0].layout.tensor_parallel, x[0].candidate, x[0].kv, x[0].concurrency))[0]
+    return chosen, decided
 
 
 def best(options: Sequence[Deployment], priority: Priority) -> Deployment:
