@@ -11,8 +11,7 @@ a prompt sends the CPU layers' weights over PCIe once per prompt batch (``host-t
 from __future__ import annotations
 
 import math
-
-from pydantic import BaseModel
+from typing import NamedTuple
 
 from advisor.decide.checkpoint import checkpoint_use
 from advisor.decide.context import EndpointContext
@@ -22,7 +21,7 @@ from advisor.physics import memory
 GIB = memory.GIB
 
 
-class _Split(BaseModel):
+class _Split(NamedTuple):
     gpu_layers: int
     vram: int
     ram: int
@@ -58,15 +57,19 @@ def _split(ctx: EndpointContext, cand, kv, concurrency: int, runtime, gpu_layers
 def decode_ms(ctx: EndpointContext, cand, kv, gpu_layers: int, concurrency: int = 1) -> float:
     """Modelled time per output token with `gpu_layers` of the model's layers on the GPU (the rest in RAM)."""
     runtime = ctx.k.runtimes["llama.cpp"]
-    split = _split(ctx, cand, kv, concurrency, runtime, gpu_layers)
-    perf = ctx.speed(cand, kv, runtime, 1, concurrency)
+    return _decode_ms(ctx, _split(ctx, cand, kv, concurrency, runtime, gpu_layers),
+                      ctx.speed_model(cand, runtime, 1).numbers(kv, concurrency)[1])
+
+
+def _decode_ms(ctx: EndpointContext, split: _Split | None, tpot_ms: float) -> float:
+    """The time per output token `tpot_ms` with every layer on the GPU, with `split`'s CPU layers read from RAM."""
     if split is None or split.cpu_read <= 0:
-        return perf.tpot_ms
+        return tpot_ms
     host_bw = (ctx.request.host_memory_bandwidth_gbps or ctx.k.decision["host-decode-bandwidth-gbps"].value) * 1e9
     rt = ctx.k.speed["llama.cpp"]
     eff = rt.memory_efficiency_hbm if ctx.gpu.hbm and rt.memory_efficiency_hbm else rt.memory_efficiency
     gpu_bw = ctx.gpu.memory_bandwidth_tbps * 1e12 * eff
-    return perf.tpot_ms + (split.cpu_read / host_bw - split.cpu_read / gpu_bw) * 1000
+    return tpot_ms + (split.cpu_read / host_bw - split.cpu_read / gpu_bw) * 1000
 
 
 def offload_options(ctx: EndpointContext, ranked: list | None = None, limit: int = 4) -> list[OffloadOption]:
@@ -95,10 +98,10 @@ def offload_options(ctx: EndpointContext, ranked: list | None = None, limit: int
         split = _split(ctx, cand, kv, concurrency, runtime)
         if split is None:
             continue
-        perf = ctx.speed(cand, kv, runtime, 1, concurrency)
+        ttft_ms, tpot_ms, _ = ctx.speed_model(cand, runtime, 1).numbers(kv, concurrency)  # every layer on the GPU
         # the CPU layers' reads move from the GPU's bandwidth to the host's
-        tpot = decode_ms(ctx, cand, kv, split.gpu_layers, concurrency)
-        ttft = perf.ttft_ms + split.cpu_read / pcie * 1000
+        tpot = _decode_ms(ctx, split, tpot_ms)
+        ttft = ttft_ms + split.cpu_read / pcie * 1000
         quality = ctx.quality(cand, kv)
         ram_gib = split.ram / GIB
         host = ctx.request.host_memory_gib
