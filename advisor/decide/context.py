@@ -111,10 +111,12 @@ class _Host:
     __slots__ = ("model", "params_b", "weights", "kv", "overhead", "util", "phases", "chunks", "loaded", "fit_base",
                  "budgets", "parts", "pipelines")
 
-    def __init__(self, model: ResolvedModel):
+    def __init__(self, model: ResolvedModel, same: _Host | None = None):
         self.model = model  # held, so that its id (part of the key) is not reused while this lives
-        self.params_b = sum(t.params for t in tensor_inventory(model.architecture)) / 1e9
-        self.weights: dict = {}
+        # what depends on the model alone is shared with `same`, the same model on another GPU
+        self.params_b = same.params_b if same else sum(t.params for t in tensor_inventory(model.architecture)) / 1e9
+        self.weights: dict = same.weights if same else {}
+        self.parts: dict = same.parts if same else {}  # the candidates' facts (and the KV formats' and runtimes')
         self.kv: dict = {}
         self.overhead: dict = {}
         self.util: dict = {}
@@ -123,7 +125,6 @@ class _Host:
         self.loaded: dict = {}
         self.fit_base: dict = {}
         self.budgets: dict = {}
-        self.parts: dict = {}
         self.pipelines: dict = {}
 
 
@@ -135,7 +136,8 @@ def _host(k: Knowledge, model: ResolvedModel, gpu_key) -> _Host:
     if host is None or host.model is not model:
         if len(hosts) >= 64:  # bounded: a custom model is a new object each request
             hosts.clear()
-        host = hosts[key] = _Host(model)
+        same = next((h for h in hosts.values() if h.model is model), None)
+        host = hosts[key] = _Host(model, same)
     return host
 
 
