@@ -235,9 +235,10 @@ def _metrics(ctx: EndpointContext, layout: Layout, concurrency: int, total: int,
 
 def build_deployment(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtime: Runtime, layout: Layout,
                      concurrency: int, total: int, fit: MemoryFit, perf: Performance, quality: Quality,
-                     static_facts: dict, explain: bool = False) -> Deployment:
+                     static_facts: dict, explain: bool = False, owned: bool = False) -> Deployment:
     """The deployment's numbers for all replicas: `perf` is one replica at `concurrency`; `total` requests
-    are spread over the replicas."""
+    are spread over the replicas. `owned`: `perf` was built for this deployment alone (not kept in a cache), so it
+    takes the figures over all replicas itself rather than a copy."""
     pp = layout.pipeline_parallel
     metrics, throughput, cost = _metrics(
         ctx, layout, concurrency, total, (fit.weights_bytes_per_gpu + fit.kv_bytes_per_gpu, fit.max_concurrency),
@@ -245,8 +246,12 @@ def build_deployment(ctx: EndpointContext, cand: Candidate, kv: KVFormat, runtim
         ctx.speed_measured(runtime, layout.tensor_parallel, concurrency))
     if explain:
         perf = ctx.speed(cand, kv, runtime, layout.tensor_parallel, concurrency, explain=True, pp=pp)
-    perf = construct(Performance, **{**perf.__dict__, "throughput_tokens_per_s": throughput,
-                                     "cost_per_million_tokens": cost})
+    elif owned:
+        values = perf.__dict__
+        values["throughput_tokens_per_s"], values["cost_per_million_tokens"] = throughput, cost
+    if explain or not owned:
+        perf = construct(Performance, **{**perf.__dict__, "throughput_tokens_per_s": throughput,
+                                         "cost_per_million_tokens": cost})
     facts = {
         **static_facts,
         "deploy.tp": layout.tensor_parallel,
@@ -312,10 +317,10 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
         fit = gates.memory_fit(ctx, cand, kv, runtime, tp, per_replica, pp)
         if _unmeasured(ctx, out, cand, kv, runtime, layout, per_replica, fit):
             return
-        perf = ctx.speed(cand, kv, runtime, tp, per_replica, pp=pp)
+        perf = ctx.speed_model(cand, runtime, tp, pp).at(kv, per_replica)  # evaluated once: not cached
         out.evaluated += 1
         dep = build_deployment(ctx, cand, kv, runtime, layout, per_replica, shape.concurrency, fit, perf, quality,
-                               ctx.facts(cand, kv, runtime))
+                               ctx.facts(cand, kv, runtime), owned=True)
         reasons = _late(ctx, dep)
         if reasons:
             out.gated.append(dep)
@@ -371,8 +376,7 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
             c = (points[0] if len(points) == 1 else objective.best(points, ctx.k.priorities[shape.priority])).concurrency
             fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c, pp) if c != 1 else probe
             out.feasible.append(build_deployment(ctx, cand, kv, runtime, layout, c, c * replicas, fit,
-                                                 ctx.speed(cand, kv, runtime, tp, c, pp=pp), quality,
-                                                 ctx.facts(cand, kv, runtime)))
+                                                 model.at(kv, c), quality, ctx.facts(cand, kv, runtime), owned=True))
         return
     for c, fit, perf in _fitting(ctx, out, cand, kv, runtime, layout, options, probe):
         dep = build_deployment(ctx, cand, kv, runtime, layout, c, c * replicas, fit, perf, quality,
