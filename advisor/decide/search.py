@@ -25,19 +25,29 @@ from advisor.physics.quality import Quality
 class Attempt:
     """The closest a candidate came to serving the endpoint, with what stopped it."""
 
-    __slots__ = ("candidate", "kv", "runtime", "layout", "_reasons", "memory", "closeness", "_short")
+    __slots__ = ("candidate", "kv", "runtime", "layout", "_reasons", "_memory", "closeness", "_short")
 
     def __init__(self, candidate: str, kv: str, runtime: str, layout: Layout | None, reasons: list[Reason] | None,
-                 memory: MemoryFit | None = None, short: tuple | None = None):
+                 memory: MemoryFit | None = None, short: tuple | None = None, total: int = 0):
         self.candidate, self.kv, self.runtime, self.layout = candidate, kv, runtime, layout
-        self._reasons, self.memory, self._short = reasons, memory, short
-        if reasons is None:  # only memory stopped it (:func:`memory_attempt`)
-            self.closeness = (0, True, memory.total_bytes_per_gpu)  # type: ignore[union-attr]
+        self._reasons, self._memory, self._short = reasons, memory, short
+        if reasons is None:  # only memory stopped it, needing `total` bytes per GPU (:func:`memory_attempt`)
+            self.closeness = (0, True, total)
             return
         # hard blockers first, then memory, then the quality floor and targets (the nearest to serving)
         hard = sum(1 for r in reasons if r.kind not in ("memory", "target", "quality", "unmeasured"))
         memory_miss = any(r.kind == "memory" for r in reasons)
         self.closeness = (hard, memory_miss, memory.total_bytes_per_gpu if memory else 0)
+
+    @property
+    def memory(self) -> MemoryFit | None:
+        """Its memory, when it got as far as memory (an attempt that only memory stopped builds it when read)."""
+        if self._memory is None and self._reasons is None:
+            ctx, kv, concurrency = self._short  # type: ignore[misc]
+            layout = self.layout
+            self._memory = gates.memory_fit(ctx, ctx.k.candidates[self.candidate], kv, ctx.k.runtimes[self.runtime],
+                                            layout.tensor_parallel, concurrency, layout.pipeline_parallel)
+        return self._memory
 
     @property
     def reasons(self) -> list[Reason]:
@@ -54,8 +64,7 @@ def memory_attempt(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KVFo
     """Note an attempt that only memory stopped (needing `total` bytes per GPU at `concurrency` requests per
     replica), if it is the candidate's closest so far."""
     if out.closer(cand.id, (0, True, total)):
-        fit = gates.memory_fit(ctx, cand, kv, runtime, layout.tensor_parallel, concurrency, layout.pipeline_parallel)
-        out.attempt(Attempt(cand.id, kv.id, runtime.id, layout, None, fit, (ctx, kv, concurrency)))
+        out.attempt(Attempt(cand.id, kv.id, runtime.id, layout, None, None, (ctx, kv, concurrency), total))
 
 
 class MemoryMiss:
