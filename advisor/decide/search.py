@@ -345,7 +345,6 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
         memory_attempt(ctx, out, cand, kv, runtime, layout, total, 1)
         out.memory_misses.append(MemoryMiss(ctx, cand, kv, runtime, layout, quality, 1, total, most))
         return
-    probe = gates.memory_fit(ctx, cand, kv, runtime, tp, 1, pp)
     passing, failing = [], []
     cheapest = math.inf
     stop = ctx.cost_stop_ratio
@@ -357,7 +356,7 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
         unbacked = [c for c in options if not lo <= c <= hi]
         if unbacked:
             c = unbacked[0]
-            fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c, pp) if c != 1 else probe
+            fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c, pp)
             if fit.fits:
                 _unmeasured(ctx, out, cand, kv, runtime, layout, c, fit)
             options = [c for c in options if c not in unbacked]
@@ -369,8 +368,7 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
         weights_gpu = ctx.fit_base(cand, runtime, tp, pp)[1]
         model = ctx.speed_model(cand, runtime, tp, pp)
         for c in reversed(options):
-            budget, most, kv_gpu = fit_at(c) if c != 1 else (
-                probe.kv_budget_bytes_per_gpu, probe.max_concurrency, probe.kv_bytes_per_gpu)
+            budget, most, kv_gpu = fit_at(c)
             if budget < 0 or kv_gpu > budget:  # a runtime whose overhead grows with the tokens held fits fewer
                 continue
             out.evaluated += 1
@@ -383,11 +381,11 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
                 break  # fewer requests only cost more per token, past what the objective's tolerance keeps
         if points:
             c = (points[0] if len(points) == 1 else objective.best(points, ctx.k.priorities[shape.priority])).concurrency
-            fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c, pp) if c != 1 else probe
+            fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c, pp)
             out.feasible.append(build_deployment(ctx, cand, kv, runtime, layout, c, c * replicas, fit,
                                                  model.at(kv, c), quality, ctx.facts(cand, kv, runtime), owned=True))
         return
-    for c, fit, perf in _fitting(ctx, out, cand, kv, runtime, layout, options, probe):
+    for c, fit, perf in _fitting(ctx, out, cand, kv, runtime, layout, options):
         dep = build_deployment(ctx, cand, kv, runtime, layout, c, c * replicas, fit, perf, quality,
                                ctx.facts(cand, kv, runtime))
         reasons = _late(ctx, dep)
@@ -406,12 +404,12 @@ def _evaluate_layout(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KV
 
 
 def _fitting(ctx: EndpointContext, out: Outcome, cand: Candidate, kv: KVFormat, runtime: Runtime, layout: Layout,
-             options: list[int], probe: MemoryFit) -> Iterator[tuple[int, MemoryFit, Performance]]:
+             options: list[int]) -> Iterator[tuple[int, MemoryFit, Performance]]:
     """A ceiling endpoint's concurrencies that fit, most requests first (the cheapest per token): each with its
-    memory fit (`probe` at one request) and speed, counted as evaluated when reached."""
+    memory fit and speed, counted as evaluated when reached."""
     tp, pp = layout.tensor_parallel, layout.pipeline_parallel
     for c in reversed(options):
-        fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c, pp) if c != 1 else probe
+        fit = gates.memory_fit(ctx, cand, kv, runtime, tp, c, pp)
         if not fit.fits:  # a runtime whose overhead grows with the tokens held (llama.cpp) fits fewer
             continue
         perf = ctx.speed(cand, kv, runtime, tp, c, pp=pp)
