@@ -63,16 +63,24 @@ def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
 
 def pareto(deployments: Sequence[Deployment], metrics: Sequence[str]) -> list[Deployment]:
     """The non-dominated deployments. Sorted best-first lexicographically, a later one can never dominate an
-    earlier one, so each is compared only with the front found so far."""
+    earlier one, so each is compared only with the front found so far; the front member that last dominated one is
+    tried first (options close in the order tend to share a dominator)."""
     senses = _senses(metrics)
     keyed = sorted(((tuple([-d.metrics[m] if flip else d.metrics[m] for m, flip in senses]), d) for d in deployments),
                    key=itemgetter(0))
-    front: list[tuple[tuple[float, ...], Deployment]] = []
+    front: list[Deployment] = []
+    checks: list[tuple[float, ...]] = []  # the front's values, in the order they are tried
     for values, dep in keyed:
-        # an earlier f is lexicographically <= values: it dominates when no value is worse and they differ
-        if not any(f != values and all(map(le, f, values)) for f, _ in front):
-            front.append((values, dep))
-    return [d for _, d in front]
+        for i, f in enumerate(checks):
+            # an earlier f is lexicographically <= values: it dominates when no value is worse and they differ
+            if all(map(le, f, values)) and f != values:
+                if i:
+                    checks.insert(0, checks.pop(i))
+                break
+        else:
+            front.append(dep)
+            checks.append(values)
+    return front
 
 
 def add_balanced_utility(deployments: Sequence[Deployment], priority: Priority) -> None:
