@@ -98,13 +98,25 @@ def cascade(options: Sequence[Deployment], priority: Priority, preference: dict[
     """The option the objective prefers, and the keys that narrowed the field: for each key in turn, the options
     within its tolerance of the best (`within` points, or `within_pct` percent of the best; none: equal to it); the
     first of those left by the runtime's preference, fewer GPUs per replica, then the ids."""
-    left = [(d, d.metrics) for d in options]
+    row, decided = _cascade(_rows(options, preference), priority)
+    return row[0], decided
+
+
+def _rows(options: Sequence[Deployment], preference: dict[str, int] | None) -> list[tuple]:
+    """(option, its metrics, its tie-break key) for :func:`_cascade`."""
+    pref = preference or {}
+    return [(d, d.metrics, (pref.get(d.runtime, 99), d.layout.tensor_parallel, d.candidate, d.kv, d.concurrency))
+            for d in options]
+
+
+def _cascade(rows: list[tuple], priority: Priority) -> tuple[tuple, list[ObjectiveKey]]:
+    left = rows
     decided: list[ObjectiveKey] = []
     for key in priority.objective:
         if len(left) == 1:
             break
         metric = key.metric
-        values = [m[metric] for _, m in left]
+        values = [m[metric] for _, m, _ in left]
         best = max(values) if METRIC_SENSE[metric] == "max" else min(values)
         if key.within is not None:
             tolerance = key.within + 1e-9
@@ -117,10 +129,7 @@ def cascade(options: Sequence[Deployment], priority: Priority, preference: dict[
         if len(narrowed) < len(left):
             decided.append(key)
         left = narrowed
-    pref = preference or {}
-    chosen = left[0][0] if len(left) == 1 else min(left, key=lambda x: (
-        pref.get(x[0].runtime, 99), x[0].layout.tensor_parallel, x[0].candidate, x[0].kv, x[0].concurrency))[0]
-    return chosen, decided
+    return (left[0] if len(left) == 1 else min(left, key=itemgetter(2))), decided
 
 
 def best(options: Sequence[Deployment], priority: Priority) -> Deployment:
@@ -141,13 +150,13 @@ def rank(deployments: Sequence[Deployment], priority: Priority, preference: dict
     add_balanced_utility(deployments, priority)
     front = pareto(deployments, front_metrics(priority))
     ordered, decided = [], []
-    left = list(front)
+    left = _rows(front, preference)
     while left:
-        chosen, why = cascade(left, priority, preference)
+        chosen, why = _cascade(left, priority)
         if not ordered:
             decided = why
-        ordered.append(chosen)
-        left = [d for d in left if d is not chosen]
+        ordered.append(chosen[0])
+        left = [r for r in left if r is not chosen]
     on_front = {id(d) for d in front}
     keys = tuple([k.metric for k in priority.objective])  # a tuple: its senses are remembered (oriented)
     rest = sorted((d for d in deployments if id(d) not in on_front),
