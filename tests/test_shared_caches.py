@@ -1,0 +1,36 @@
+"""Caches shared across requests (per model and GPU, per quality signature, per gate-rule signature) carry every
+input their answers depend on: the same requests give the same plans whatever ran before them."""
+
+import pytest
+
+from advisor.decide.engine import recommend
+from advisor.intake.request import Endpoint, Request
+from advisor.knowledge import load_knowledge
+from advisor.knowledge.loader import KNOWLEDGE_DIR, load_knowledge_from
+
+CASES = [  # (model, GPU, GPUs, runtime): a dense model, a MoE model on two GPUs, consumer GPUs where llama.cpp (whose
+    # compute buffer grows with the context) and partial offload count
+    ("meta-llama/Llama-3.1-8B-Instruct", "l40s", 1, None),
+    ("mistralai/Mixtral-8x7B-Instruct-v0.1", "h100-sxm", 2, None),
+    ("Qwen/Qwen2.5-14B-Instruct", "rtx-4090", 1, None),
+    ("Qwen/Qwen2.5-14B-Instruct", "rtx-4090", 1, "llama.cpp"),
+    ("meta-llama/Llama-3.1-70B-Instruct", "rtx-3090", 1, "llama.cpp"),
+]
+
+
+def _plans(k, model: str, gpu: str, gpus: int, runtime: str | None, workloads: list[str]) -> dict[str, str]:
+    return {w: recommend(Request(model=model, gpu=gpu, gpus=gpus, runtime=runtime, endpoints=[Endpoint(workload=w)]),
+                         k).model_dump_json() for w in workloads}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0].split('/')[1]}-{c[1]}x{c[2]}-{c[3] or 'any'}")
+def test_every_workload_plans_the_same_after_the_others_and_from_empty_caches(case):
+    k = load_knowledge()
+    workloads = list(k.workloads)
+    warm = _plans(k, *case, workloads)  # each endpoint after the ones before it, on the same model and GPU
+    fresh = load_knowledge_from(KNOWLEDGE_DIR)  # a new Knowledge: every derived cache starts empty
+    assert fresh is not k
+    cold = _plans(fresh, *case, workloads[::-1])
+    assert list(warm) == workloads
+    for workload in workloads:
+        assert warm[workload] == cold[workload], workload
