@@ -5,7 +5,7 @@ import pytest
 
 from advisor.decide.engine import recommend
 from advisor.intake.request import Endpoint, Request
-from advisor.knowledge import load_knowledge
+from advisor.knowledge import derived, load_knowledge
 from advisor.knowledge.loader import KNOWLEDGE_DIR, load_knowledge_from
 
 CASES = [  # (model, GPU, GPUs, runtime): a dense model, a MoE model on two GPUs, consumer GPUs where llama.cpp (whose
@@ -34,3 +34,15 @@ def test_every_workload_plans_the_same_after_the_others_and_from_empty_caches(ca
     assert list(warm) == workloads
     for workload in workloads:
         assert warm[workload] == cold[workload], workload
+
+
+def test_a_model_and_gpu_cache_past_its_bound_is_emptied_before_the_next_request():
+    k = load_knowledge_from(KNOWLEDGE_DIR)
+    request = Request(model="meta-llama/Llama-3.1-8B-Instruct", gpu="l4", endpoints=[Endpoint(workload="classification")])
+    first = recommend(request, k).model_dump_json()
+    (host,) = derived(k, "hosts", dict).values()
+    used = len(host.budgets)
+    assert 0 < used < 4096
+    host.budgets.update({("filler", i): None for i in range(4096)})  # as if asked for thousands of other contexts
+    assert recommend(request, k).model_dump_json() == first
+    assert len(host.budgets) == used  # emptied, then filled again by this request alone

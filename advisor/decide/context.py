@@ -127,6 +127,14 @@ class _Host:
         self.budgets: dict = {}
         self.pipelines: dict = {}
 
+    def trim(self, most: int = 4096) -> None:
+        """Empty any cache past `most` entries: those keyed by an endpoint figure (context, concurrency, prompt
+        length) grow with every new one a long-lived server is asked for (a catalog sweep's use at most ~500)."""
+        for name in ("kv", "overhead", "phases", "loaded", "fit_base", "budgets"):
+            cache = getattr(self, name)
+            if len(cache) > most:
+                cache.clear()
+
 
 def _host(k: Knowledge, model: ResolvedModel, gpu_key) -> _Host:
     """The shared caches of this model (by identity: a catalog model is resolved once) on this GPU."""
@@ -134,10 +142,13 @@ def _host(k: Knowledge, model: ResolvedModel, gpu_key) -> _Host:
     key = (id(model), gpu_key)
     host = hosts.get(key)
     if host is None or host.model is not model:
-        if len(hosts) >= 64:  # bounded: a custom model is a new object each request
+        if len(hosts) >= 32:  # bounded: a custom model is a new object each request
             hosts.clear()
-        same = next((h for h in hosts.values() if h.model is model), None)
+        # (a copy of the values: the app's session threads may add to the table meanwhile)
+        same = next((h for h in list(hosts.values()) if h.model is model), None)
         host = hosts[key] = _Host(model, same)
+    else:
+        host.trim()
     return host
 
 
