@@ -1,6 +1,9 @@
 """Caches shared across requests (per model and GPU, per quality signature, per gate-rule signature) carry every
 input their answers depend on: the same requests give the same plans whatever ran before them."""
 
+import sys
+import threading
+
 import pytest
 
 from advisor.decide.engine import recommend
@@ -46,3 +49,35 @@ def test_a_model_and_gpu_cache_past_its_bound_is_emptied_before_the_next_request
     host.budgets.update({("filler", i): None for i in range(4096)})  # as if asked for thousands of other contexts
     assert recommend(request, k).model_dump_json() == first
     assert len(host.budgets) == used  # emptied, then filled again by this request alone
+
+
+def test_sessions_in_threads_plan_the_same_while_the_shared_caches_are_emptied(monkeypatch):
+    """The app plans each session in its own thread; two sessions on the same model and GPU share its caches, and
+    one may empty them (past their bound) while the other reads them."""
+    from advisor.decide import context
+
+    k = load_knowledge_from(KNOWLEDGE_DIR)
+    case = ("Qwen/Qwen2.5-14B-Instruct", "rtx-4090", 1, None)
+    workloads = list(k.workloads)
+    alone = _plans(k, *case, workloads)
+    monkeypatch.setattr(context, "HOST_CACHE_ENTRIES", 0)  # every request empties what the others are reading
+    results, errors = [], []
+
+    def session() -> None:
+        try:
+            results.append(_plans(k, *case, workloads))
+        except Exception as exc:  # noqa: BLE001 - any failure in a thread is the test's failure
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns often, so a read can fall between another's two steps
+    try:
+        threads = [threading.Thread(target=session) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors and len(results) == 4, errors[:1]
+    assert all(r == alone for r in results)

@@ -102,6 +102,9 @@ class Weights:
         return self.per_gpu(tp, pp) + repack
 
 
+HOST_CACHE_ENTRIES = 4096  # the most entries one model-and-GPU cache keeps (_Host.trim)
+
+
 class _Host:
     """The caches of what depends on the model and GPU but not on the endpoint (weights, loaded bytes, memory
     budgets, overheads, KV bytes per sequence, prefill passes, candidate facts): shared by every endpoint on the
@@ -127,9 +130,12 @@ class _Host:
         self.budgets: dict = {}
         self.pipelines: dict = {}
 
-    def trim(self, most: int = 4096) -> None:
+    def trim(self, most: int | None = None) -> None:
         """Empty any cache past `most` entries: those keyed by an endpoint figure (context, concurrency, prompt
-        length) grow with every new one a long-lived server is asked for (a catalog sweep's use at most ~500)."""
+        length) grow with every new one a long-lived server is asked for (a catalog sweep's use at most ~500).
+        Another session's thread may be reading one meanwhile: each read takes the value once (dict.get), never a
+        check and then a second lookup."""
+        most = HOST_CACHE_ENTRIES if most is None else most
         for name in ("kv", "overhead", "phases", "loaded", "fit_base", "budgets"):
             cache = getattr(self, name)
             if len(cache) > most:
@@ -314,17 +320,19 @@ class EndpointContext:
     # ------------------------------------------------------------------ physics, cached
     def weights(self, cand: Candidate) -> Weights:
         key = (cand.weights, cand.group_size)
-        if key not in self._weights:
+        weights = self._weights.get(key)  # (read once: another session's thread may empty a shared cache)
+        if weights is None:
             shared = derived(self.k, "weights", dict)  # across requests: the same model and scheme, same bytes
             n = self.model.native
             native = (n.scheme, tuple(sorted(n.overrides.items())), n.group_size, n.checkpoint_bytes)
             full = (self.arch, native, *key)
-            if full not in shared:
+            weights = shared.get(full)
+            if weights is None:
                 if len(shared) > 4096:  # the catalog's 25 models x 40 candidates stay; custom models cycle out
                     shared.clear()
-                shared[full] = Weights(self.k, self.model, cand)
-            self._weights[key] = shared[full]
-        return self._weights[key]
+                weights = shared[full] = Weights(self.k, self.model, cand)
+            self._weights[key] = weights
+        return weights
 
     def _evidence(self, cand: Candidate) -> str:
         """Whose quality evidence a candidate uses: a GGUF file's own type, else its evidence_as, else itself."""
@@ -353,9 +361,10 @@ class EndpointContext:
         `pp` pipeline stages)."""
         context = context or self.shape.context
         key = (kv.id, tp, context, pp)
-        if key not in self._kv:
-            self._kv[key] = memory.kv_bytes_per_sequence(self.arch, kv, context, tp, pp)
-        return self._kv[key]
+        found = self._kv.get(key)
+        if found is None:
+            found = self._kv[key] = memory.kv_bytes_per_sequence(self.arch, kv, context, tp, pp)
+        return found
 
     def overhead(self, runtime: Runtime, tp: int, concurrency: int, pp: int = 1) -> int:
         """Activations, CUDA graphs and non-torch memory per GPU, as the runtime accounts for them: llama.cpp's
@@ -366,21 +375,23 @@ class EndpointContext:
         tokens = self.shape.context * concurrency if kind in ("per-head-context", "llama-compute") else 0
         seqs = concurrency if kind == "profile" else None
         key = (runtime.id, tp, tokens, seqs, pp)
-        if key not in self._overhead:
+        per_gpu = self._overhead.get(key)
+        if per_gpu is None:
             per_gpu = memory.runtime_overhead(
                 runtime.memory, self.arch, tp, tokens, gpu_gib=self.gpu.memory_gib, gpu_name=self.gpu.name,
                 max_num_seqs=seqs).per_gpu
             if pp > 1 and tp == 1:  # one GPU per stage, but still in a distributed group
                 per_gpu += memory.non_torch_bytes(runtime.memory, pp) - memory.non_torch_bytes(runtime.memory, 1)
             self._overhead[key] = per_gpu
-        return self._overhead[key]
+        return per_gpu
 
     def loaded(self, cand: Candidate, runtime: Runtime, tp: int, pp: int = 1) -> int:
         """One GPU's weights as `runtime` holds them at tensor parallel `tp` (of the largest of `pp` stages; cached)."""
         key = (cand.id, runtime.id, tp, pp)
-        if key not in self._loaded:
-            self._loaded[key] = self.weights(cand).loaded_per_gpu(runtime, self.gpu, tp, pp)
-        return self._loaded[key]
+        found = self._loaded.get(key)
+        if found is None:
+            found = self._loaded[key] = self.weights(cand).loaded_per_gpu(runtime, self.gpu, tp, pp)
+        return found
 
     def fit_base(self, cand: Candidate, runtime: Runtime, tp: int, pp: int = 1) -> tuple[int, int, int, float, int]:
         """What a memory fit takes that does not depend on the KV format or the requests held: (checkpoint bytes,
@@ -469,9 +480,10 @@ class EndpointContext:
         """The hop costs of `pp` pipeline stages across nodes (None for one stage)."""
         if pp <= 1:
             return None
-        if pp not in self._pipelines:
-            self._pipelines[pp] = pipeline_for(self.k.decision, self.gpu, pp)
-        return self._pipelines[pp]
+        found = self._pipelines.get(pp)
+        if found is None:
+            found = self._pipelines[pp] = pipeline_for(self.k.decision, self.gpu, pp)
+        return found
 
     def _chunk_tokens(self, runtime: Runtime, tp: int) -> int | None:
         key = (runtime.id, tp)
