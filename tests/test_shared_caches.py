@@ -11,8 +11,8 @@ from advisor.intake.request import Endpoint, Request
 from advisor.knowledge import derived, load_knowledge
 from advisor.knowledge.loader import KNOWLEDGE_DIR, load_knowledge_from
 
-CASES = [  # (model, GPU, GPUs, runtime): a dense model, a MoE model on two GPUs, consumer GPUs where llama.cpp (whose
-    # compute buffer grows with the context) and partial offload count
+CASES = [  # (model, GPU, GPUs, runtime): a dense model, a MoE model on two GPUs, consumer GPUs where llama.cpp (its
+    # compute buffer, which without Flash Attention grows with the context) and partial offload count
     ("meta-llama/Llama-3.1-8B-Instruct", "l40s", 1, None),
     ("mistralai/Mixtral-8x7B-Instruct-v0.1", "h100-sxm", 2, None),
     ("Qwen/Qwen2.5-14B-Instruct", "rtx-4090", 1, None),
