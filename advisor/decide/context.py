@@ -130,15 +130,14 @@ class _Host:
         self.budgets: dict = {}
         self.pipelines: dict = {}
 
-    def trim(self, most: int | None = None) -> None:
-        """Empty any cache past `most` entries: those keyed by an endpoint figure (context, concurrency, prompt
-        length) grow with every new one a long-lived server is asked for (a catalog sweep's use at most ~500).
+    def trim(self) -> None:
+        """Empty any cache past HOST_CACHE_ENTRIES entries: those keyed by an endpoint figure (context, concurrency,
+        prompt length) grow with every new one a long-lived server is asked for (a catalog sweep uses at most ~500).
         Another session's thread may be reading one meanwhile: each read takes the value once (dict.get), never a
         check and then a second lookup."""
-        most = HOST_CACHE_ENTRIES if most is None else most
         for name in ("kv", "overhead", "phases", "loaded", "fit_base", "budgets"):
             cache = getattr(self, name)
-            if len(cache) > most:
+            if len(cache) > HOST_CACHE_ENTRIES:
                 cache.clear()
 
 
